@@ -1,0 +1,135 @@
+"""Command line: `python -m fashion_core train ...` and `python -m fashion_core evaluate DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import sys
+
+from fashion_core.training.config import DISTRIBUTE_MODES, FIELD_BOUNDS, TrainingConfig
+
+FLAG_ALIASES = {"architecture": ["--arch"]}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `TrainingConfig` field, with the field's default and allowed range in the help."""
+    defaults = TrainingConfig()
+    for config_field in dataclasses.fields(TrainingConfig):
+        if config_field.name == "extra":
+            continue
+        name = config_field.name
+        flag = "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        bounds = FIELD_BOUNDS.get(name)
+        range_help = f" (from {bounds.low:g} to {bounds.high:g})" if bounds else ""
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default: {default}")
+        else:
+            parser.add_argument(
+                flag, *FLAG_ALIASES.get(name, []), dest=name, type=type(default), default=None,
+                help=f"default: {default}{range_help}",
+            )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fashion_core", description="Fashion-MNIST Studio command line.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_parser = commands.add_parser("train", help="train a model and save it as a model folder")
+    _add_config_flags(train_parser)
+    train_parser.add_argument("--preset", choices=["Quick", "Standard", "Best"], help="start from a preset's values")
+    train_parser.add_argument("--out", required=True, help="model folder to write (model.keras + metadata.json)")
+    train_parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    train_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
+    train_parser.add_argument(
+        "--distribute", choices=DISTRIBUTE_MODES, default="none",
+        help="mirrored: all visible GPUs; multiworker: MultiWorkerMirroredStrategy from TF_CONFIG",
+    )
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate_parser = commands.add_parser("evaluate", help="print test metrics of a model folder or .keras file")
+    evaluate_parser.add_argument("path")
+    evaluate_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
+    evaluate_parser.add_argument("--flip-average", action="store_true", help="average with mirrored images")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    """The preset (or the defaults) with every flag given on the command line applied."""
+    from fashion_core.training.config import PRESETS
+
+    base = PRESETS[args.preset] if args.preset else TrainingConfig()
+    changes = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainingConfig)
+        if f.name != "extra" and getattr(args, f.name, None) is not None
+    }
+    return base.replace(**changes)
+
+
+def make_strategy(mode: str):
+    """The `tf.distribute` strategy for `--distribute`, or `None` for the default."""
+    import tensorflow as tf
+
+    if mode == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if mode == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--distribute multiworker needs TF_CONFIG describing the cluster; see the README.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from fashion_core.data import load_fashion_mnist
+    from fashion_core.registry import save_model_dir
+    from fashion_core.training import train
+
+    config = config_from_args(args)
+    strategy = make_strategy(args.distribute)
+    data = load_fashion_mnist(args.data_dir)
+    print(f"Training {config.architecture} on {data.source}: {config.to_dict()}")
+    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)  # a log file gets one line an epoch
+    result = train(config, data=data, strategy=strategy, verbose=verbose)
+    metadata = {
+        **result.metadata(),
+        "command": "python -m fashion_core " + shlex.join(sys.argv[1:]),
+        "seed": config.seed,
+        "distribute": args.distribute,
+        "num_replicas": strategy.num_replicas_in_sync if strategy else 1,
+    }
+    path = save_model_dir(args.out, result.model, metadata, replace=args.overwrite)
+    print_summary(result.evaluation, f"Saved {path} after {result.epochs_run} epochs in {result.training_seconds:.0f} s")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from fashion_core.data import load_fashion_mnist
+    from fashion_core.evaluation import evaluate_model
+    from fashion_core.registry import load_model
+
+    model = load_model(args.path)
+    data = load_fashion_mnist(args.data_dir)
+    report = evaluate_model(model, data.test_images, data.test_labels, flip_average=args.flip_average)
+    print_summary(report, f"Evaluated {args.path} on {len(report.labels)} test images")
+    return 0
+
+
+def print_summary(report, heading: str) -> None:
+    from fashion_core.data import CLASS_NAMES
+
+    print(heading)
+    print(f"test accuracy {report.accuracy:.4f}   test loss {report.loss:.4f}")
+    for name, accuracy in zip(CLASS_NAMES, report.per_class_accuracy):
+        print(f"  {name:<12} {accuracy:.4f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_train(args) if args.command == "train" else run_evaluate(args)
+    except ValueError as error:  # DatasetError, RegistryError, config errors: a message, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2

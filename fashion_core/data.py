@@ -1,0 +1,213 @@
+"""Fashion-MNIST loading from local IDX files, kept as uint8 in memory.
+
+The loader looks in a few well-known places before it tries the network, checks every file's IDX
+header, and never makes a float copy of the whole set: models scale pixels themselves.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 28
+
+DEBIAN_DATASET_DIR = Path("/usr/share/datasets/fashion-mnist")
+KERAS_CACHE_DIR = Path.home() / ".keras" / "datasets" / "fashion-mnist"
+KERAS_DOWNLOAD_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+
+FILE_NAMES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+EXPECTED_COUNTS = {"train": 60000, "test": 10000}
+IMAGES_MAGIC = 2051  # IDX: unsigned byte, 3 dimensions
+LABELS_MAGIC = 2049  # IDX: unsigned byte, 1 dimension
+
+HOW_TO_GET_THE_DATA = (
+    "Install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; on Streamlit "
+    "Community Cloud list it in packages.txt), or put the four .gz IDX files in a folder and set "
+    "FASHION_MNIST_DIR to it."
+)
+
+
+class DatasetError(ValueError):
+    """Raised when Fashion-MNIST cannot be found, or a file of it is missing or corrupt."""
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    """The dataset as uint8 arrays: images `(N, 28, 28)`, labels `(N,)`."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Returns `(images, labels)` of the split `"train"` or `"test"`."""
+        if name == "train":
+            return self.train_images, self.train_labels
+        if name == "test":
+            return self.test_images, self.test_labels
+        raise ValueError(f"Unknown split; expected 'train' or 'test'. Received: name={name!r}")
+
+
+def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Lists, in order, the folders searched for the IDX files."""
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir))
+    if os.environ.get("FASHION_MNIST_DIR"):
+        dirs.append(Path(os.environ["FASHION_MNIST_DIR"]))
+    dirs += [DEBIAN_DATASET_DIR, KERAS_CACHE_DIR]
+    return dirs
+
+
+def _read_idx(path: Path, magic: int, expected_count: int, item_shape: tuple[int, ...]) -> np.ndarray:
+    """Reads one gzip IDX file and checks its magic number, dimensions and item count."""
+    try:
+        with gzip.open(path, "rb") as file:
+            raw = file.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise DatasetError(
+            f"{path} is not a readable gzip file ({error}). Delete it and get the dataset again. "
+            f"{HOW_TO_GET_THE_DATA}"
+        ) from error
+    num_dims = len(item_shape) + 1
+    header_size = 4 * (1 + num_dims)
+    if len(raw) < header_size:
+        raise DatasetError(f"{path} is too short to be an IDX file ({len(raw)} bytes). {HOW_TO_GET_THE_DATA}")
+    found_magic, *dims = struct.unpack(f">{1 + num_dims}I", raw[:header_size])
+    if found_magic != magic:
+        raise DatasetError(
+            f"{path} has IDX magic number {found_magic}, expected {magic}: it is not the file its "
+            f"name says. {HOW_TO_GET_THE_DATA}"
+        )
+    if dims[0] != expected_count or tuple(dims[1:]) != item_shape:
+        raise DatasetError(
+            f"{path} holds {dims[0]} items of shape {tuple(dims[1:])}, expected {expected_count} of "
+            f"shape {item_shape}. {HOW_TO_GET_THE_DATA}"
+        )
+    expected_bytes = header_size + expected_count * int(np.prod(item_shape, dtype=np.int64))
+    if len(raw) != expected_bytes:
+        raise DatasetError(
+            f"{path} is {len(raw)} bytes once unpacked, expected {expected_bytes}: it is truncated "
+            f"or corrupt. {HOW_TO_GET_THE_DATA}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape((expected_count, *item_shape))
+
+
+def load_from_dir(directory: str | os.PathLike) -> FashionMNIST:
+    """Loads the four IDX files from one folder; raises `DatasetError` if any is missing or bad."""
+    directory = Path(directory)
+    missing = [name for name in FILE_NAMES.values() if not (directory / name).is_file()]
+    if missing:
+        raise DatasetError(f"{directory} lacks {', '.join(missing)}. {HOW_TO_GET_THE_DATA}")
+    arrays = {}
+    for split, count in EXPECTED_COUNTS.items():
+        arrays[f"{split}_images"] = _read_idx(
+            directory / FILE_NAMES[f"{split}_images"], IMAGES_MAGIC, count, (IMAGE_SIZE, IMAGE_SIZE)
+        )
+        arrays[f"{split}_labels"] = _read_idx(directory / FILE_NAMES[f"{split}_labels"], LABELS_MAGIC, count, ())
+    for split in EXPECTED_COUNTS:
+        if arrays[f"{split}_labels"].max() >= NUM_CLASSES:
+            raise DatasetError(f"{directory}: {split} labels go beyond class 9; the file is corrupt.")
+    return FashionMNIST(**arrays, source=str(directory))
+
+
+def _has_any_file(directory: Path) -> bool:
+    return any((directory / name).exists() for name in FILE_NAMES.values())
+
+
+def _download_with_keras() -> Path:
+    """Downloads the files into Keras' cache through `keras.utils.get_file` (needs internet)."""
+    import keras
+
+    for name in FILE_NAMES.values():
+        keras.utils.get_file(name, origin=KERAS_DOWNLOAD_URL + name, cache_subdir="datasets/fashion-mnist")
+    return KERAS_CACHE_DIR
+
+
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> FashionMNIST:
+    """Loads Fashion-MNIST train (60000) and test (10000) images and labels as uint8.
+
+    Looks in `data_dir`, `$FASHION_MNIST_DIR`, Debian's `/usr/share/datasets/fashion-mnist`, then
+    Keras' cache, and finally downloads into Keras' cache. The first folder that holds any of the
+    files is the one used, so a corrupt copy is reported rather than silently skipped.
+
+    Args:
+        data_dir: a folder with the four `.gz` IDX files. Defaults to searching the usual places.
+        download: whether to try Keras' download when no folder has the files. Defaults to `True`.
+
+    Returns:
+        A `FashionMNIST` with uint8 arrays.
+
+    Raises:
+        DatasetError: when no folder has the files, or a file is missing, truncated or corrupt.
+    """
+    searched = candidate_dirs(data_dir)
+    for directory in searched:
+        if directory.is_dir() and _has_any_file(directory):
+            return load_from_dir(directory)
+    download_note = "download was not attempted"
+    if download:
+        try:
+            return load_from_dir(_download_with_keras())
+        except DatasetError:
+            raise
+        except Exception as error:  # network errors come in many types
+            download_note = f"download failed: {type(error).__name__}: {error}"
+    where = ", ".join(str(path) for path in searched)
+    raise DatasetError(f"Fashion-MNIST was not found. Looked in: {where}; {download_note}. {HOW_TO_GET_THE_DATA}")
+
+
+def validation_split(
+    images: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Splits off a stratified validation set; the same seed always gives the same split.
+
+    Returns:
+        `((train_images, train_labels), (val_images, val_labels))`, indexed copies of uint8 arrays.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1). Received: fraction={fraction}")
+    rng = np.random.default_rng(seed)
+    val_indices = []
+    for class_index in np.unique(labels):
+        members = np.flatnonzero(labels == class_index)
+        val_indices.append(rng.choice(members, size=round(len(members) * fraction), replace=False))
+    val_mask = np.zeros(len(labels), dtype=bool)
+    val_mask[np.concatenate(val_indices)] = True
+    train_order = rng.permutation(np.flatnonzero(~val_mask))
+    val_order = np.flatnonzero(val_mask)
+    return (images[train_order], labels[train_order]), (images[val_order], labels[val_order])
+
+
+def stratified_subset(images: np.ndarray, labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Takes `size` examples with the classes in their original proportions (deterministic per seed)."""
+    if size >= len(labels):
+        return images, labels
+    fraction = size / len(labels)
+    _, (subset_images, subset_labels) = validation_split(images, labels, fraction, seed)
+    return subset_images, subset_labels

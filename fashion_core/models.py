@@ -1,0 +1,154 @@
+"""Model architectures by name, all under one contract.
+
+Every model takes float32 `(N, 28, 28, 1)` images with pixel values 0..255 (light garment on black,
+as in the dataset), scales them itself, and returns `(N, 10)` softmax probabilities in dataset class
+order. Models use only built-in Keras layers, so a saved `.keras` file loads with plain
+`keras.saving.load_model(path)` in a process that never imported `fashion_core`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
+
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+FEATURES_LAYER_NAME = "features"  # the penultimate layer, used for embeddings
+PROBABILITIES_LAYER_NAME = "probabilities"
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What a builder needs besides the architecture's name.
+
+    Args:
+        dropout: dropout rate before the classifier. Defaults to 0.3.
+        augment: whether to add random augmentation layers (active only in training).
+            Defaults to `True`.
+        augment_strength: 0..1, scales shifts, zoom, rotation and erasing. Defaults to 0.5.
+        seed: seed of the augmentation layers. Defaults to 0.
+    """
+
+    dropout: float = 0.3
+    augment: bool = True
+    augment_strength: float = 0.5
+    seed: int = 0
+
+
+def augmentation_layers(strength: float, seed: int) -> list[keras.layers.Layer]:
+    """Random shifts, zoom, small rotations, horizontal flips and erasing, in 0..255 pixel space.
+
+    These are the changes that separate a real photo from a dataset image: a garment not quite
+    centred, a little bigger or smaller, tilted, mirrored, or partly hidden.
+    """
+    shift = 0.12 * strength
+    return [
+        layers.RandomFlip("horizontal", seed=seed, name="random_flip"),
+        layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 1, name="random_shift"),
+        layers.RandomZoom(0.2 * strength, fill_mode="constant", seed=seed + 2, name="random_zoom"),
+        layers.RandomRotation(0.03 * strength, fill_mode="constant", seed=seed + 3, name="random_rotation"),
+        layers.RandomErasing(
+            factor=0.5 * strength, scale=(0.02, 0.12), value_range=(0, 255), seed=seed + 4, name="random_erasing"
+        ),
+    ]
+
+
+def _inputs_and_scaling(options: ModelOptions) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input(shape=INPUT_SHAPE, dtype="float32", name="image")
+    x = inputs
+    if options.augment and options.augment_strength > 0:
+        for layer in augmentation_layers(options.augment_strength, options.seed):
+            x = layer(x)
+    x = layers.Rescaling(1.0 / 255.0, name="scale_to_unit")(x)
+    return inputs, x
+
+
+def _classifier(x: keras.KerasTensor) -> keras.KerasTensor:
+    return layers.Dense(NUM_CLASSES, activation="softmax", name=PROBABILITIES_LAYER_NAME)(x)
+
+
+def build_dense(options: ModelOptions) -> keras.Model:
+    """The tutorials' baseline: Flatten, Dense 128 relu, Dense 10."""
+    inputs, x = _inputs_and_scaling(options)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name=FEATURES_LAYER_NAME)(x)
+    x = layers.Dropout(options.dropout, name="dropout")(x)
+    return keras.Model(inputs, _classifier(x), name="dense")
+
+
+def build_seed_cnn(options: ModelOptions) -> keras.Model:
+    """The tutorials' small CNN: Conv 32, MaxPool, Conv 64, MaxPool, Dense 128, Dense 10."""
+    inputs, x = _inputs_and_scaling(options)
+    x = layers.Conv2D(32, 3, activation="relu", name="conv1")(x)
+    x = layers.MaxPooling2D(name="pool1")(x)
+    x = layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(name="pool2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name=FEATURES_LAYER_NAME)(x)
+    x = layers.Dropout(options.dropout, name="dropout")(x)
+    return keras.Model(inputs, _classifier(x), name="seed_cnn")
+
+
+def _conv_bn_relu(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def build_cnn(options: ModelOptions) -> keras.Model:
+    """The default: a VGG-style CNN with batch norm, dropout and augmentation.
+
+    Two blocks of two 3x3 convolutions (32, then 64 filters) with max pooling, a third block of
+    two of 128 filters at 7x7, global average pooling, a 128-unit feature layer and the classifier.
+    """
+    inputs, x = _inputs_and_scaling(options)
+    for block, filters in enumerate((32, 64), start=1):
+        x = _conv_bn_relu(x, filters, f"conv{block}a")
+        x = _conv_bn_relu(x, filters, f"conv{block}b")
+        x = layers.MaxPooling2D(name=f"pool{block}")(x)
+        x = layers.SpatialDropout2D(options.dropout / 3, name=f"block{block}_dropout")(x)
+    x = _conv_bn_relu(x, 128, "conv3a")
+    x = _conv_bn_relu(x, 128, "conv3b")
+    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    x = layers.Dropout(options.dropout, name="dropout")(x)
+    x = layers.Dense(128, activation="relu", name=FEATURES_LAYER_NAME)(x)
+    x = layers.Dropout(options.dropout / 2, name="classifier_dropout")(x)
+    return keras.Model(inputs, _classifier(x), name="cnn")
+
+
+ARCHITECTURES: dict[str, Callable[[ModelOptions], keras.Model]] = {
+    "dense": build_dense,
+    "seed_cnn": build_seed_cnn,
+    "cnn": build_cnn,
+}
+ARCHITECTURE_DESCRIPTIONS = {
+    "dense": "Flatten, Dense 128, Dense 10: the tutorials' baseline (no conv layer, so no Grad-CAM).",
+    "seed_cnn": "Two conv layers with pooling, Dense 128: the tutorials' small CNN.",
+    "cnn": "VGG-style CNN with batch norm, dropout and augmentation: the default.",
+}
+
+
+def build_model(architecture: str, options: ModelOptions | None = None) -> keras.Model:
+    """Builds an uncompiled model of the named architecture.
+
+    Args:
+        architecture: one of `ARCHITECTURES` (`"dense"`, `"seed_cnn"`, `"cnn"`).
+        options: dropout, augmentation and seed. Defaults to `ModelOptions()`.
+
+    Raises:
+        ValueError: for an unknown architecture name.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"Unknown architecture; choose one of {sorted(ARCHITECTURES)}. Received: architecture={architecture!r}"
+        )
+    return ARCHITECTURES[architecture](options or ModelOptions())
+
+
+def conv_layer_names(model: keras.Model) -> list[str]:
+    """Names of the model's 2-D convolution layers, first to last."""
+    return [layer.name for layer in model.layers if isinstance(layer, layers.Conv2D)]

@@ -1,0 +1,279 @@
+"""The model registry: the shipped model plus user models, each a folder with two files.
+
+A model is `NAME/model.keras` and `NAME/metadata.json`. Saving writes both into a hidden temporary
+folder and then renames that folder into place, so a save killed at any moment leaves either no
+model of that name or a complete one. A name is taken once: a second save under it is refused
+rather than overwriting, which also gives two concurrent saves one clear winner.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODELS_DIR = PROJECT_ROOT / "model_artifacts"
+DEFAULT_MODEL_NAME = "default"
+USER_MODELS_ENV = "FASHION_STUDIO_MODELS_DIR"
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class RegistryError(ValueError):
+    """Raised for a bad model name, a name already taken, or a missing or corrupt artifact."""
+
+
+def user_models_dir() -> Path:
+    """Where user models are saved: `$FASHION_STUDIO_MODELS_DIR`, else `user_models/` (git-ignored)."""
+    return Path(os.environ.get(USER_MODELS_ENV) or PROJECT_ROOT / "user_models")
+
+
+def validate_name(name: str) -> str:
+    """Returns `name` if it is 1-64 letters, digits, `-` or `_`; raises `RegistryError` otherwise.
+
+    This also keeps names from reaching outside the registry folder (`../x`, `/etc`, ``).
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise RegistryError(
+            "A model name is 1 to 64 letters, digits, '-' or '_' (no spaces, dots or slashes). "
+            f"Received: name={name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model folder: readable (with its metadata) or unreadable (with the reason)."""
+
+    name: str
+    path: Path
+    shipped: bool
+    metadata: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.error is None
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def size_bytes(self) -> int:
+        return self.model_file.stat().st_size if self.model_file.is_file() else 0
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metadata.get("test_accuracy")
+
+
+def read_metadata(path: Path) -> dict:
+    """Reads `path/metadata.json`; raises `RegistryError` if it is missing or not a JSON object."""
+    metadata_file = Path(path) / METADATA_FILE
+    try:
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise RegistryError(f"{metadata_file} is missing; save the model again.") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RegistryError(f"{metadata_file} is unreadable ({error}); delete the model and save it again.") from error
+    if not isinstance(metadata, dict):
+        raise RegistryError(f"{metadata_file} does not hold a JSON object; delete the model and save it again.")
+    return metadata
+
+
+def inspect_model_dir(path: Path, shipped: bool = False) -> ModelEntry:
+    """Describes one model folder without loading the model; problems become the entry's `error`."""
+    path = Path(path)
+    try:
+        if not (path / MODEL_FILE).is_file():
+            raise RegistryError(f"{path / MODEL_FILE} is missing.")
+        metadata = read_metadata(path)
+        return ModelEntry(name=path.name, path=path, shipped=shipped, metadata=metadata)
+    except (RegistryError, OSError) as error:
+        return ModelEntry(name=path.name, path=path, shipped=shipped, error=str(error))
+
+
+def load_model(path: str | os.PathLike):
+    """Loads a `.keras` model (a file or a model folder) with `safe_mode=True`.
+
+    Raises:
+        RegistryError: when the file is missing, not a Keras archive, or does not fit the contract.
+    """
+    import keras
+
+    path = Path(path)
+    model_file = path / MODEL_FILE if path.is_dir() else path
+    if not model_file.is_file():
+        raise RegistryError(f"No model file at {model_file}. Train one, or pick another model.")
+    try:
+        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many kinds for a bad archive
+        raise RegistryError(
+            f"{model_file} could not be loaded ({type(error).__name__}: {error}). It is corrupt or not a "
+            "Keras 3 model; delete it and save it again."
+        ) from error
+    if tuple(model.input_shape[1:]) != (28, 28, 1) or tuple(model.output_shape[1:]) != (10,):
+        raise RegistryError(
+            f"{model_file} takes {model.input_shape} and gives {model.output_shape}; a Fashion-MNIST Studio "
+            "model takes (None, 28, 28, 1) and gives (None, 10)."
+        )
+    return model
+
+
+class ModelRegistry:
+    """Lists, loads, saves and deletes models in the shipped and user folders.
+
+    Args:
+        user_dir: the folder of user models. Defaults to `user_models_dir()`.
+        shipped_dir: the folder with the shipped `default` model. Defaults to `model_artifacts/`.
+    """
+
+    def __init__(self, user_dir: str | os.PathLike | None = None, shipped_dir: str | os.PathLike | None = None):
+        self.user_dir = Path(user_dir) if user_dir is not None else user_models_dir()
+        self.shipped_dir = Path(shipped_dir) if shipped_dir is not None else SHIPPED_MODELS_DIR
+
+    def default_entry(self) -> ModelEntry:
+        return inspect_model_dir(self.shipped_dir / DEFAULT_MODEL_NAME, shipped=True)
+
+    def list_models(self) -> list[ModelEntry]:
+        """The shipped default first, then user models by name; unreadable ones are listed with why."""
+        entries = [self.default_entry()]
+        try:
+            folders = sorted(p for p in self.user_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except FileNotFoundError:
+            folders = []
+        except OSError as error:
+            raise RegistryError(
+                f"The user models folder {self.user_dir} cannot be read ({error}). Fix its permissions or set "
+                f"{USER_MODELS_ENV} to another folder."
+            ) from error
+        entries += [inspect_model_dir(folder) for folder in folders if folder.name != DEFAULT_MODEL_NAME]
+        return entries
+
+    def entry(self, name: str) -> ModelEntry:
+        """The entry of one model by name; raises `RegistryError` if there is none."""
+        if name == DEFAULT_MODEL_NAME:
+            return self.default_entry()
+        path = self.user_dir / validate_name(name)
+        if not path.is_dir():
+            raise RegistryError(f"There is no model named {name!r}. Pick one from the list of models.")
+        return inspect_model_dir(path)
+
+    def load(self, name: str):
+        """Loads the named model (safe mode)."""
+        entry = self.entry(name)
+        if not entry.readable:
+            raise RegistryError(f"Model {name!r} is unreadable: {entry.error}")
+        return load_model(entry.path)
+
+    def save(self, name: str, model, metadata: dict) -> ModelEntry:
+        """Saves a model under a new name, atomically.
+
+        Raises:
+            RegistryError: for an invalid name, the shipped name, or a name already taken.
+        """
+        validate_name(name)
+        if name == DEFAULT_MODEL_NAME:
+            raise RegistryError(f"{DEFAULT_MODEL_NAME!r} is the shipped model and cannot be overwritten; choose another name.")
+        target = self.user_dir / name
+        if target.exists():
+            raise RegistryError(f"A model named {name!r} already exists; choose another name or delete it first.")
+        self.user_dir.mkdir(parents=True, exist_ok=True)
+        staging = write_model_dir(self.user_dir, model, metadata)
+        try:
+            publish_dir(staging, target)
+        except FileExistsError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RegistryError(
+                f"A model named {name!r} was saved by someone else a moment ago; choose another name."
+            ) from error
+        return inspect_model_dir(target)
+
+    def delete(self, name: str) -> None:
+        """Deletes a user model; the shipped default cannot be deleted."""
+        if name == DEFAULT_MODEL_NAME:
+            raise RegistryError(f"{DEFAULT_MODEL_NAME!r} is the shipped model and cannot be deleted.")
+        path = self.user_dir / validate_name(name)
+        if not path.is_dir():
+            raise RegistryError(f"There is no model named {name!r} to delete.")
+        trash = self.user_dir / f".deleted-{name}-{uuid.uuid4().hex}"
+        path.rename(trash)  # one atomic step: the name is gone at once, then the files
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def write_model_dir(parent: Path, model, metadata: dict) -> Path:
+    """Writes `model.keras` and `metadata.json` into a new hidden folder under `parent` and returns it."""
+    import keras
+
+    staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a published model is readable like any folder
+    model_file = staging / MODEL_FILE
+    model.save(model_file)
+    metadata = {
+        **metadata,
+        "tensorflow_version": _tensorflow_version(),
+        "keras_version": keras.__version__,
+        "parameter_count": int(model.count_params()),
+        "architecture": metadata.get("architecture") or metadata.get("config", {}).get("architecture", model.name),
+        "created_at": metadata.get("created_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "size_bytes": model_file.stat().st_size,
+    }
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
+    for file in (model_file, staging / METADATA_FILE):
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+    return staging
+
+
+def publish_dir(staging: Path, target: Path) -> None:
+    """Renames a complete staging folder to `target`; raises `FileExistsError` if `target` exists.
+
+    `rename(2)` onto an existing non-empty folder fails, so of two saves racing for one name
+    exactly one wins, with no window in which a half-written folder carries the name.
+    """
+    try:
+        os.rename(staging, target)
+    except OSError as error:
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(str(target)) from error
+        raise
+
+
+def save_model_dir(path: str | os.PathLike, model, metadata: dict, replace: bool = False) -> Path:
+    """Saves a model folder at any path (the CLI's `--out`), atomically.
+
+    With `replace=True` an existing folder is swapped out: the old one is renamed aside first and
+    removed only once the new one is in place.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not replace:
+        raise RegistryError(f"{target} already exists; pass replace=True (CLI: --overwrite) to replace it.")
+    staging = write_model_dir(target.parent, model, metadata)
+    old = None
+    if target.exists():
+        old = target.parent / f".replaced-{target.name}-{uuid.uuid4().hex}"
+        target.rename(old)
+    os.rename(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _tensorflow_version() -> str:
+    try:
+        import tensorflow as tf
+
+        return tf.__version__
+    except ImportError:
+        return "unknown"

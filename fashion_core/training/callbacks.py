@@ -1,0 +1,153 @@
+"""Keras callbacks that let a training run be watched, stopped and recovered from."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import keras
+import numpy as np
+
+
+class StopOnEvent(keras.callbacks.Callback):
+    """Stops training after the current batch once `stop_event` is set (from another thread)."""
+
+    def __init__(self, stop_event: threading.Event):
+        super().__init__()
+        self.stop_event = stop_event
+        self.stopped_by_request = False
+
+    def on_train_begin(self, logs=None):
+        self.stopped_by_request = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop_event.is_set():
+            self.stopped_by_request = True
+            self.model.stop_training = True
+
+
+class RestoreBestWeights(keras.callbacks.Callback):
+    """Remembers the weights of the best epoch by `monitor` and puts them back when training ends.
+
+    Unlike `EarlyStopping(restore_best_weights=True)`, it restores also when training is stopped by
+    a request or ends normally, so the saved model is always the best epoch seen on validation data.
+    A run stopped before its first epoch ends keeps its current weights.
+    """
+
+    def __init__(self, monitor: str = "val_accuracy", mode: str = "max"):
+        super().__init__()
+        self.monitor = monitor
+        self.mode = mode
+        self.best_weights = None
+        self.best_epoch = None
+        self.best_value = None
+
+    def on_train_begin(self, logs=None):
+        self.best_weights = None
+        self.best_epoch = None
+        self.best_value = None
+
+    def _is_better(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        return value > self.best_value if self.mode == "max" else value < self.best_value
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        if self._is_better(float(value)):
+            self.best_value = float(value)
+            self.best_epoch = epoch
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ProgressRecorder(keras.callbacks.Callback):
+    """Records every batch and epoch of a run under a lock, for another thread to read.
+
+    `snapshot()` returns plain Python lists and numbers: per-batch training loss and accuracy,
+    per-epoch training and validation metrics, the learning rate, timings and throughput.
+    """
+
+    def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int):
+        super().__init__()
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self):
+        self.epoch = 0
+        self.batch = 0
+        self.batch_steps: list[int] = []
+        self.batch_loss: list[float] = []
+        self.batch_accuracy: list[float] = []
+        self.epoch_logs: list[dict[str, float]] = []
+        self.learning_rate = float("nan")
+        self.started_at = None
+        self.steps_done = 0
+
+    def on_train_begin(self, logs=None):
+        with self._lock:
+            self._reset()
+            self.started_at = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        with self._lock:
+            self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        learning_rate = _current_learning_rate(self.model)
+        with self._lock:
+            self.batch = batch + 1
+            self.steps_done += 1
+            self.batch_steps.append(self.steps_done)
+            self.batch_loss.append(float(logs.get("loss", float("nan"))))
+            self.batch_accuracy.append(float(logs.get("accuracy", float("nan"))))
+            self.learning_rate = learning_rate
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {key: float(value) for key, value in (logs or {}).items() if np.isscalar(value)}
+        logs["epoch"] = epoch + 1
+        with self._lock:
+            self.epoch_logs.append(logs)
+
+    def snapshot(self) -> dict:
+        """A consistent copy of the run's progress so far."""
+        with self._lock:
+            elapsed = 0.0 if self.started_at is None else time.perf_counter() - self.started_at
+            total_steps = self.epochs * self.steps_per_epoch
+            images_per_second = self.steps_done * self.batch_size / elapsed if elapsed > 0 else 0.0
+            seconds_per_step = elapsed / self.steps_done if self.steps_done else float("nan")
+            return {
+                "epoch": self.epoch + 1 if self.started_at is not None else 0,
+                "epochs": self.epochs,
+                "batch": self.batch,
+                "steps_per_epoch": self.steps_per_epoch,
+                "steps_done": self.steps_done,
+                "batch_steps": list(self.batch_steps),
+                "batch_loss": list(self.batch_loss),
+                "batch_accuracy": list(self.batch_accuracy),
+                "epoch_logs": [dict(log) for log in self.epoch_logs],
+                "learning_rate": self.learning_rate,
+                "elapsed_seconds": elapsed,
+                "eta_seconds": max(total_steps - self.steps_done, 0) * seconds_per_step if self.steps_done else None,
+                "images_per_second": images_per_second,
+                "progress": min(self.steps_done / total_steps, 1.0) if total_steps else 0.0,
+            }
+
+
+def _current_learning_rate(model) -> float:
+    """The optimizer's learning rate at its current step, whether fixed or scheduled."""
+    try:
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except Exception:  # an optimizer without a readable rate is not worth failing a run for
+        return float("nan")

@@ -1,0 +1,133 @@
+"""`TrainingConfig`: every choice a training run makes, validated up front."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from fashion_core.models import ARCHITECTURES
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("none", "cosine", "plateau")
+DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")
+MAX_TRAIN_IMAGES = 60000
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed closed range of a numeric field."""
+
+    low: float
+    high: float
+
+
+FIELD_BOUNDS = {
+    "epochs": Bounds(1, 200),
+    "batch_size": Bounds(8, 1024),
+    "learning_rate": Bounds(1e-5, 1.0),
+    "dropout": Bounds(0.0, 0.8),
+    "augment_strength": Bounds(0.0, 1.0),
+    "label_smoothing": Bounds(0.0, 0.3),
+    "patience": Bounds(0, 100),
+    "validation_fraction": Bounds(0.02, 0.5),
+    "subset_size": Bounds(100, MAX_TRAIN_IMAGES),
+    "seed": Bounds(0, 2**31 - 1),
+}
+CHOICES = {"architecture": tuple(ARCHITECTURES), "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A training run's hyperparameters; invalid values raise `ValueError` on construction.
+
+    Args:
+        architecture: one of `fashion_core.models.ARCHITECTURES`. Defaults to `"cnn"`.
+        epochs: maximum number of passes over the training images. Defaults to 30.
+        batch_size: images per step. Defaults to 128.
+        learning_rate: peak learning rate. Defaults to 3e-3.
+        optimizer: `"adam"`, `"sgd"` (with Nesterov momentum 0.9) or `"rmsprop"`. Defaults to `"adam"`.
+        dropout: dropout rate of the classifier. Defaults to 0.3.
+        augment: whether to train with random augmentation layers. Defaults to `True`.
+        augment_strength: 0..1, how strong the augmentation is. Defaults to 0.5.
+        label_smoothing: 0..0.3, softens the one-hot targets. Defaults to 0.1.
+        patience: epochs without validation improvement before stopping early; 0 turns early
+            stopping off. Defaults to 0.
+        schedule: `"none"`, `"cosine"` (one warm-up epoch, then cosine decay) or `"plateau"`
+            (reduce on plateau). Defaults to `"cosine"`.
+        validation_fraction: share of the training images held out to validate and to choose the
+            best epoch (the test set is never used to choose). Defaults to 0.1.
+        subset_size: number of training images to use, before the validation split, stratified.
+            Defaults to 60000 (all).
+        seed: seeds the split, the shuffling, the weights and the augmentation. Defaults to 0.
+    """
+
+    architecture: str = "cnn"
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    optimizer: str = "adam"
+    dropout: float = 0.3
+    augment: bool = True
+    augment_strength: float = 0.5
+    label_smoothing: float = 0.1
+    patience: int = 0
+    schedule: str = "cosine"
+    validation_fraction: float = 0.1
+    subset_size: int = MAX_TRAIN_IMAGES
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}. Received: {name}={value!r}")
+        for name, bounds in FIELD_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number in [{bounds.low}, {bounds.high}]. Received: {name}={value!r}")
+            if not bounds.low <= value <= bounds.high:
+                raise ValueError(f"{name} must be in [{bounds.low}, {bounds.high}]. Received: {name}={value!r}")
+        for name in ("epochs", "batch_size", "patience", "subset_size", "seed"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be a whole number. Received: {name}={getattr(self, name)!r}")
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"augment must be True or False. Received: augment={self.augment!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON-ready values (without `extra`)."""
+        values = dataclasses.asdict(self)
+        values.pop("extra")
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        """Builds a config from `to_dict()` output, ignoring keys it does not know."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, TrainingConfig] = {
+    # About a minute on two CPU cores: a small CNN, two passes, no augmentation.
+    "Quick": TrainingConfig(
+        architecture="seed_cnn",
+        epochs=2,
+        batch_size=64,
+        learning_rate=2e-3,
+        dropout=0.2,
+        augment=False,
+        label_smoothing=0.0,
+        schedule="cosine",
+        validation_fraction=0.05,
+    ),
+    # About ten minutes: the default CNN for a few epochs.
+    "Standard": TrainingConfig(architecture="cnn", epochs=8, augment_strength=0.3),
+    # The shipped model's recipe (about half an hour on two cores).
+    "Best": TrainingConfig(),
+}

@@ -1,0 +1,143 @@
+"""What every page shares: cached resources, the model picker and error messages.
+
+This module is the only Streamlit-aware glue besides the pages themselves; the work is done by
+`fashion_core`. Session-state keys that pages pass to each other live here as constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
+from fashion_core.evaluation import EvaluationReport, evaluate_model
+from fashion_core.inference import Predictor
+from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
+
+MODEL_NAME_KEY = "model_name"  # the model chosen in the sidebar, shared by every page
+GRADCAM_REQUEST_KEY = "gradcam_request"  # an image another page wants to open in the Grad-CAM viewer
+LAST_INPUT_KEY = "last_prediction_input"  # the last upload or drawing of the prediction page
+REQUESTED_MODEL_KEY = "requested_model_name"  # a model to select on the next run (see request_model)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded once per process, with its compiled predictor and registry entry."""
+
+    name: str
+    entry: ModelEntry
+    model: object
+    predictor: Predictor
+
+
+def registry() -> ModelRegistry:
+    """The registry (cheap to build: it reads folders when asked)."""
+    return ModelRegistry()
+
+
+@st.cache_resource(show_spinner="Loading Fashion-MNIST...")
+def _cached_dataset() -> FashionMNIST:
+    return load_fashion_mnist(download=False)
+
+
+def dataset() -> FashionMNIST:
+    """The dataset, loaded once per process and shared (read-only) by every session.
+
+    Raises:
+        DatasetError: when it is not installed; pages show `show_dataset_error`.
+    """
+    return _cached_dataset()
+
+
+def dataset_or_message() -> FashionMNIST | None:
+    """The dataset, or `None` after showing how to get it (the rest of the app keeps working)."""
+    try:
+        return dataset()
+    except DatasetError as error:
+        show_dataset_error(error)
+        return None
+
+
+def show_dataset_error(error: DatasetError) -> None:
+    st.error(f"**The Fashion-MNIST dataset is not available.** {error}", icon=":material/database_off:")
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def _cached_model(name: str, path: str, modified_ns: int) -> LoadedModel:
+    # `modified_ns` is part of the key so that a model deleted and saved again is reloaded.
+    entry = registry().entry(name)
+    model = registry().load(name)
+    return LoadedModel(name=name, entry=entry, model=model, predictor=Predictor(model))
+
+
+def load_model(name: str) -> LoadedModel:
+    """Loads a registry model once per process (safe mode); raises `RegistryError` if it cannot."""
+    entry = registry().entry(name)
+    if not entry.readable:
+        raise RegistryError(f"Model {name!r} is unreadable: {entry.error}")
+    return _cached_model(name, str(entry.path), entry.model_file.stat().st_mtime_ns)
+
+
+def readable_model_names() -> list[str]:
+    """Names of the models that can be picked: the shipped default first."""
+    try:
+        return [entry.name for entry in registry().list_models() if entry.readable]
+    except RegistryError as error:
+        st.warning(str(error))
+        return [DEFAULT_MODEL_NAME] if registry().default_entry().readable else []
+
+
+def request_model(name: str) -> None:
+    """Asks for `name` to become the model in use from the next run on (safe to call anywhere)."""
+    st.session_state[REQUESTED_MODEL_KEY] = name
+
+
+def sidebar_model_picker() -> None:
+    """The sidebar's model select box, drawn by the entry script on every run so its choice persists."""
+    names = readable_model_names()
+    if not names:
+        st.session_state.pop(MODEL_NAME_KEY, None)
+        return
+    requested = st.session_state.pop(REQUESTED_MODEL_KEY, None)
+    if requested in names:
+        st.session_state[MODEL_NAME_KEY] = requested
+    if st.session_state.get(MODEL_NAME_KEY) not in names:
+        st.session_state[MODEL_NAME_KEY] = names[0]
+    st.sidebar.selectbox("Model", names, key=MODEL_NAME_KEY, help="The model every page uses.")
+
+
+def current_model() -> LoadedModel | None:
+    """The model chosen in the sidebar, or `None` after saying in the page why there is none."""
+    name = st.session_state.get(MODEL_NAME_KEY)
+    if name is None:
+        st.error(
+            "No model is available: the shipped model `model_artifacts/default` is missing or unreadable. "
+            "Train one on the Train page, or run `python -m fashion_core train --out model_artifacts/default`.",
+            icon=":material/error:",
+        )
+        return None
+    try:
+        return load_model(name)
+    except RegistryError as error:
+        st.error(str(error), icon=":material/error:")
+        return None
+
+
+@st.cache_resource(show_spinner="Evaluating the model on the test set...", max_entries=4)
+def _cached_test_evaluation(name: str, path: str, modified_ns: int) -> EvaluationReport:
+    loaded = _cached_model(name, path, modified_ns)
+    data = dataset()
+    return evaluate_model(loaded.predictor, data.test_images, data.test_labels)
+
+
+def test_evaluation(loaded: LoadedModel) -> EvaluationReport:
+    """The model's predictions on the 10000 test images, computed once per model and process."""
+    return _cached_test_evaluation(loaded.name, str(loaded.entry.path), loaded.entry.model_file.stat().st_mtime_ns)
+
+
+def as_display_image(image: np.ndarray, size: int = 140) -> np.ndarray:
+    """A 28x28 uint8 image upscaled with nearest neighbours, so pixels stay crisp on screen."""
+    scale = max(size // image.shape[0], 1)
+    return np.kron(image, np.ones((scale, scale), dtype=image.dtype))

@@ -1,0 +1,59 @@
+"""Home: what the app does, and the card of the model in use."""
+
+import pandas as pd
+import streamlit as st
+
+from fashion_core.charts import per_class_accuracy_chart
+from fashion_core.data import CLASS_NAMES
+from fashion_core.models import ARCHITECTURE_DESCRIPTIONS
+from pages.common import LoadedModel, current_model
+
+PAGE_GUIDE = [
+    ("Predict", "Upload a clothing photo, take one with the camera, or draw one, and get the class and why."),
+    ("Grad-CAM", "See which pixels made the model choose a class, for test images or your own."),
+    ("Dataset", "Browse the 70000 images the model learns from, its mistakes and its embedding map."),
+    ("Evaluation", "Confusion matrix, precision, recall and F1, and the model's mistakes pair by pair."),
+    ("Train", "Retrain with hyperparameters on sliders and watch live curves; stop any time."),
+    ("Models", "Compare saved runs, download or delete them, and pick the one the app uses."),
+]
+
+
+def model_card(loaded: LoadedModel) -> None:
+    """The chosen model's facts: architecture, size, accuracy, per-class accuracy, training run."""
+    metadata = loaded.entry.metadata
+    architecture = metadata.get("architecture", loaded.model.name)
+    st.subheader(f"Model in use: `{loaded.name}`")
+    st.caption(ARCHITECTURE_DESCRIPTIONS.get(architecture, architecture))
+    columns = st.columns(4)
+    accuracy = metadata.get("test_accuracy")
+    columns[0].metric("Test accuracy", f"{accuracy:.2%}" if accuracy is not None else "unknown")
+    columns[1].metric("Parameters", f"{loaded.model.count_params():,}")
+    columns[2].metric("Epochs", metadata.get("epochs_run", "?"))
+    seconds = metadata.get("training_seconds")
+    columns[3].metric("Training time", f"{seconds / 60:.1f} min" if seconds else "unknown")
+    left, right = st.columns([3, 2])
+    per_class = metadata.get("per_class_accuracy")
+    if per_class:
+        left.plotly_chart(per_class_accuracy_chart(per_class), key="home_per_class")
+    facts = {
+        "Architecture": architecture,
+        "Trained at": metadata.get("created_at", "unknown"),
+        "Training images": metadata.get("num_train_images", "?"),
+        "Seed": metadata.get("seed", metadata.get("config", {}).get("seed", "?")),
+        "Command": metadata.get("command", "trained in the app"),
+        "TensorFlow / Keras": f"{metadata.get('tensorflow_version', '?')} / {metadata.get('keras_version', '?')}",
+    }
+    right.dataframe(pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]}), hide_index=True)
+
+
+st.title("Fashion-MNIST Studio")
+st.write(
+    "Classify clothing images into the ten Fashion-MNIST classes "
+    f"({', '.join(CLASS_NAMES)}), and see why the model decided."
+)
+for column, (page, description) in zip(st.columns(3) * 2, PAGE_GUIDE):
+    column.markdown(f"**{page}**: {description}")
+
+loaded = current_model()
+if loaded is not None:
+    model_card(loaded)

@@ -1,0 +1,24 @@
+"""Fashion-MNIST Studio: the entry point. `streamlit run streamlit_app.py` (or `make run`).
+
+It only sets the page up and routes: each page is a file in `pages/`, and all the work is done by
+`fashion_core`.
+"""
+
+import streamlit as st
+
+from pages.common import sidebar_model_picker
+
+st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
+
+PAGES = {
+    "Classify": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    ],
+    "Explore": [],
+    "Train": [],
+}
+
+navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages})
+sidebar_model_picker()
+st.sidebar.caption("Fashion-MNIST Studio: classify clothing images, and see why.")
+navigation.run()
