@@ -13,8 +13,11 @@ st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/check
 PAGES = {
     "Classify": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/gradcam.py", title="Grad-CAM", icon=":material/visibility:"),
     ],
-    "Explore": [],
+    "Explore": [
+        st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
+    ],
     "Train": [],
 }
 

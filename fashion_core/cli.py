@@ -28,7 +28,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default: {default}")
         else:
             parser.add_argument(
-                flag, *FLAG_ALIASES.get(name, []), dest=name, type=type(default), default=None,
+                flag,
+                *FLAG_ALIASES.get(name, []),
+                dest=name,
+                type=type(default),
+                default=None,
                 help=f"default: {default}{range_help}",
             )
 
@@ -44,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     train_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
     train_parser.add_argument(
-        "--distribute", choices=DISTRIBUTE_MODES, default="none",
+        "--distribute",
+        choices=DISTRIBUTE_MODES,
+        default="none",
         help="mirrored: all visible GPUs; multiworker: MultiWorkerMirroredStrategy from TF_CONFIG",
     )
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -84,10 +90,12 @@ def make_strategy(mode: str):
 
 def run_train(args: argparse.Namespace) -> int:
     from fashion_core.data import load_fashion_mnist
-    from fashion_core.registry import save_model_dir
+    from fashion_core.registry import RegistryError, save_model_dir
     from fashion_core.training import train
 
     config = config_from_args(args)
+    if os.path.exists(args.out) and not args.overwrite:  # say so before training, not after
+        raise RegistryError(f"{args.out} already exists; pass --overwrite to replace it, or choose another --out.")
     strategy = make_strategy(args.distribute)
     data = load_fashion_mnist(args.data_dir)
     print(f"Training {config.architecture} on {data.source}: {config.to_dict()}")
@@ -101,7 +109,9 @@ def run_train(args: argparse.Namespace) -> int:
         "num_replicas": strategy.num_replicas_in_sync if strategy else 1,
     }
     path = save_model_dir(args.out, result.model, metadata, replace=args.overwrite)
-    print_summary(result.evaluation, f"Saved {path} after {result.epochs_run} epochs in {result.training_seconds:.0f} s")
+    print_summary(
+        result.evaluation, f"Saved {path} after {result.epochs_run} epochs in {result.training_seconds:.0f} s"
+    )
     return 0
 
 

@@ -91,8 +91,7 @@ def _read_idx(path: Path, magic: int, expected_count: int, item_shape: tuple[int
             raw = file.read()
     except (OSError, EOFError, gzip.BadGzipFile) as error:
         raise DatasetError(
-            f"{path} is not a readable gzip file ({error}). Delete it and get the dataset again. "
-            f"{HOW_TO_GET_THE_DATA}"
+            f"{path} is not a readable gzip file ({error}). Delete it and get the dataset again. {HOW_TO_GET_THE_DATA}"
         ) from error
     num_dims = len(item_shape) + 1
     header_size = 4 * (1 + num_dims)

@@ -59,11 +59,19 @@ class Predictor:
         return probabilities
 
     def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Returns `(N, 10)` float32 probabilities for 0..255 images of any accepted shape."""
-        batch = as_model_input(images)
-        if len(batch) == 0:
+        """Returns `(N, 10)` float32 probabilities for 0..255 images of any accepted shape.
+
+        Images are converted to float32 one batch at a time, so a uint8 set is never copied whole.
+        """
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        if len(images) == 0:
             return np.zeros((0, NUM_CLASSES), dtype=np.float32)
-        outputs = [self._forward(tf.constant(batch[i : i + batch_size])).numpy() for i in range(0, len(batch), batch_size)]
+        outputs = [
+            self._forward(tf.constant(as_model_input(images[start : start + batch_size]))).numpy()
+            for start in range(0, len(images), batch_size)
+        ]
         return np.concatenate(outputs)
 
     def predict_one(self, image: np.ndarray) -> np.ndarray:

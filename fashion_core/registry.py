@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +44,7 @@ def validate_name(name: str) -> str:
     """
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise RegistryError(
-            "A model name is 1 to 64 letters, digits, '-' or '_' (no spaces, dots or slashes). "
-            f"Received: name={name!r}"
+            f"A model name is 1 to 64 letters, digits, '-' or '_' (no spaces, dots or slashes). Received: name={name!r}"
         )
     return name
 
@@ -184,7 +183,9 @@ class ModelRegistry:
         """
         validate_name(name)
         if name == DEFAULT_MODEL_NAME:
-            raise RegistryError(f"{DEFAULT_MODEL_NAME!r} is the shipped model and cannot be overwritten; choose another name.")
+            raise RegistryError(
+                f"{DEFAULT_MODEL_NAME!r} is the shipped model and cannot be overwritten; choose another name."
+            )
         target = self.user_dir / name
         if target.exists():
             raise RegistryError(f"A model named {name!r} already exists; choose another name or delete it first.")
@@ -225,7 +226,7 @@ def write_model_dir(parent: Path, model, metadata: dict) -> Path:
         "keras_version": keras.__version__,
         "parameter_count": int(model.count_params()),
         "architecture": metadata.get("architecture") or metadata.get("config", {}).get("architecture", model.name),
-        "created_at": metadata.get("created_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": metadata.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds"),
         "size_bytes": model_file.stat().st_size,
     }
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")

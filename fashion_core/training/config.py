@@ -87,7 +87,9 @@ class TrainingConfig:
         for name, bounds in FIELD_BOUNDS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a number in [{bounds.low}, {bounds.high}]. Received: {name}={value!r}")
+                raise ValueError(
+                    f"{name} must be a number in [{bounds.low}, {bounds.high}]. Received: {name}={value!r}"
+                )
             if not bounds.low <= value <= bounds.high:
                 raise ValueError(f"{name} must be in [{bounds.low}, {bounds.high}]. Received: {name}={value!r}")
         for name in ("epochs", "batch_size", "patience", "subset_size", "seed"):

@@ -49,7 +49,7 @@ class TrainingResult:
             "training_seconds": round(self.training_seconds, 2),
             "num_train_images": self.num_train_images,
             "num_validation_images": self.num_validation_images,
-            "num_test_images": int(len(self.evaluation.labels)),
+            "num_test_images": len(self.evaluation.labels),
             "stopped_early": self.stopped_early,
             **self.extra,
         }
@@ -119,6 +119,27 @@ def split_training_data(config: TrainingConfig, data: FashionMNIST):
     return validation_split(images, labels, config.validation_fraction, config.seed)
 
 
+def align_to_replicas(images: np.ndarray, labels: np.ndarray, num_replicas: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drops the last `len(labels) % num_replicas` examples so that every batch splits evenly across replicas.
+
+    Under `MirroredStrategy`, Keras 3 averages the replicas' first batches to build the model (which
+    fails when they differ in size), and a replica given an empty batch (a last batch smaller than
+    the number of replicas) fails in oneDNN's convolution on CPU. With batch sizes and set sizes that
+    are multiples of `num_replicas`, neither can happen; at most `num_replicas - 1` examples are lost.
+    """
+    usable = len(labels) - len(labels) % num_replicas
+    return images[:usable], labels[:usable]
+
+
+def _check_batch_size_splits(batch_size: int, num_replicas: int) -> None:
+    if batch_size % num_replicas:
+        raise ValueError(
+            f"batch_size must be a multiple of the number of replicas ({num_replicas}) so that each replica gets "
+            f"the same share of a batch; choose {batch_size - batch_size % num_replicas or num_replicas} or "
+            f"{batch_size - batch_size % num_replicas + num_replicas}. Received: batch_size={batch_size}"
+        )
+
+
 def _raise_if_diverged(recorder: ProgressRecorder) -> None:
     losses = recorder.batch_loss
     if losses and not math.isfinite(losses[-1]):
@@ -161,9 +182,14 @@ def train(
     """
     data = data or load_fashion_mnist()
     keras.utils.set_random_seed(config.seed)
-    (train_images, train_labels), (val_images, val_labels) = split_training_data(config, data)
-    steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
     strategy = strategy or tf.distribute.get_strategy()
+    num_replicas = strategy.num_replicas_in_sync
+    (train_images, train_labels), (val_images, val_labels) = split_training_data(config, data)
+    if num_replicas > 1:
+        _check_batch_size_splits(config.batch_size, num_replicas)
+        train_images, train_labels = align_to_replicas(train_images, train_labels, num_replicas)
+        val_images, val_labels = align_to_replicas(val_images, val_labels, num_replicas)
+    steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
     with strategy.scope():
         model = build_compiled_model(config, steps_per_epoch)
 
@@ -177,7 +203,7 @@ def train(
     started = time.perf_counter()
     model.fit(
         make_dataset(train_images, train_labels, config.batch_size, shuffle_seed=config.seed),
-        validation_data=make_dataset(val_images, val_labels, 512, shuffle_seed=None),
+        validation_data=make_dataset(val_images, val_labels, 512 // num_replicas * num_replicas, shuffle_seed=None),
         epochs=config.epochs,
         callbacks=all_callbacks,
         shuffle=False,  # the dataset shuffles itself, by the seed
@@ -196,7 +222,7 @@ def train(
         epochs_run=len(history),
         best_epoch=None if best.best_epoch is None else best.best_epoch + 1,
         training_seconds=training_seconds,
-        num_train_images=int(len(train_labels)),
-        num_validation_images=int(len(val_labels)),
+        num_train_images=len(train_labels),
+        num_validation_images=len(val_labels),
         stopped_early=stopper.stopped_by_request or len(history) < config.epochs,
     )

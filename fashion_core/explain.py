@@ -1,0 +1,544 @@
+"""Why a model chose a class: Grad-CAM, Grad-CAM++, saliency and SmoothGrad maps, and overlays.
+
+Every map is a `(28, 28)` float32 array in [0, 1] aligned with the model's input image.
+
+The class score differentiated is the class's **logit** (the score before softmax), as in
+Selvaraju et al. 2017: the gradient of a softmax probability also depends on every other class's
+score and vanishes when the model is confident, which washes the maps out. The logit costs nothing
+extra: the last layer is a Dense layer with a softmax activation, so the logits are
+`features @ kernel + bias` of that layer's input. A model whose last layer is not a softmax Dense (or a
+softmax Activation after one) is explained through its probabilities instead.
+
+Gradient functions are traced once per (model, method, layer) into a `tf.function` and cached, so a
+map costs one forward and one backward pass (a few milliseconds on a CPU). The cache is thread-safe:
+several Streamlit sessions may ask for maps of the same model at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
+from fashion_core.models import INPUT_SHAPE, conv_layer_names
+
+GRADCAM = "Grad-CAM"
+GRADCAM_PLUS_PLUS = "Grad-CAM++"
+SALIENCY = "Saliency"
+SMOOTHGRAD = "SmoothGrad"
+METHODS = (GRADCAM, GRADCAM_PLUS_PLUS, SALIENCY, SMOOTHGRAD)
+CONV_METHODS = (GRADCAM, GRADCAM_PLUS_PLUS)  # the methods that need a convolution layer
+METHOD_DESCRIPTIONS = {
+    GRADCAM: "Which regions of a convolution layer's feature maps raise the class score (Selvaraju et al. 2017).",
+    GRADCAM_PLUS_PLUS: "Grad-CAM with pixel-wise weights; better when a class shows in several places "
+    "(Chattopadhay et al. 2018).",
+    SALIENCY: "How much each input pixel changes the class score: |d score / d pixel| (Simonyan et al. 2014).",
+    SMOOTHGRAD: "Saliency averaged over noisy copies of the image, which removes its speckle (Smilkov et al. 2017).",
+}
+SMOOTHGRAD_SAMPLES = 25  # what `explain(..., method="SmoothGrad")` uses
+
+# Name shown in a select box -> OpenCV colour map; the first is the default.
+COLORMAPS: dict[str, int] = {
+    "Jet": cv2.COLORMAP_JET,
+    "Turbo": cv2.COLORMAP_TURBO,
+    "Inferno": cv2.COLORMAP_INFERNO,
+    "Viridis": cv2.COLORMAP_VIRIDIS,
+    "Magma": cv2.COLORMAP_MAGMA,
+    "Hot": cv2.COLORMAP_HOT,
+    "Plasma": cv2.COLORMAP_PLASMA,
+}
+
+_IMAGE_SPEC = tf.TensorSpec(shape=(None, *INPUT_SHAPE), dtype=tf.float32)
+_CLASS_SPEC = tf.TensorSpec(shape=(None,), dtype=tf.int32)  # -1 means "the predicted class"
+_PREDICTED = -1
+
+# model -> {(method, layer name): traced function}. Weak keys: a model dropped from Streamlit's
+# resource cache is freed with its functions (they hold the model's layers, never the model object).
+_FUNCTION_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+class ExplainError(ValueError):
+    """Raised for an explanation that cannot be made: no conv layer, an unknown layer, a bad image or class."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation
+
+
+def last_conv_layer_name(model: keras.Model) -> str:
+    """Name of the model's last 2-D convolution layer, the default layer of Grad-CAM.
+
+    Raises:
+        ExplainError: when the model has no convolution layer (the `dense` architecture).
+    """
+    names = conv_layer_names(model)
+    if not names:
+        raise ExplainError(
+            "Grad-CAM needs a convolution layer, and this model has no convolution layer; use saliency instead. "
+            f"Received: model={model.name!r}"
+        )
+    return names[-1]
+
+
+def _checked_layer_name(model: keras.Model, layer_name: str | None) -> str:
+    if layer_name is None:
+        return last_conv_layer_name(model)
+    names = conv_layer_names(model)
+    if layer_name not in names:
+        raise ExplainError(
+            f"Grad-CAM needs one of the model's convolution layers {names or '(none: use saliency)'}. "
+            f"Received: layer_name={layer_name!r}"
+        )
+    return layer_name
+
+
+def _as_image_batch(images: np.ndarray, single: bool) -> np.ndarray:
+    """float32 `(N, 28, 28, 1)` from `(28, 28)`/`(28, 28, 1)` (single) or `(N, 28, 28)`/`(N, 28, 28, 1)`."""
+    array = np.asarray(images)
+    if single:
+        shapes = "(28, 28) or (28, 28, 1)"
+        batch = array.reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1) if array.shape in ((28, 28), (28, 28, 1)) else None
+    else:
+        shapes = "(N, 28, 28) or (N, 28, 28, 1)"
+        ok = array.ndim in (3, 4) and array.shape[1:3] == (28, 28) and (array.ndim == 3 or array.shape[3] == 1)
+        batch = array.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1) if ok else None
+    if batch is None:
+        raise ExplainError(f"Expected a grey 28x28 image shaped {shapes}, pixels 0..255. Received: shape={array.shape}")
+    return batch.astype(np.float32, copy=False)
+
+
+def _class_indices(class_index: int | Sequence[int] | None, count: int) -> np.ndarray:
+    """int32 `(count,)` targets; `None` becomes -1, "the predicted class"."""
+    if class_index is None:
+        return np.full(count, _PREDICTED, dtype=np.int32)
+    indices = np.broadcast_to(np.asarray(class_index), (count,))
+    if not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0 or indices.max() >= NUM_CLASSES:
+        raise ExplainError(
+            f"A class index is an integer from 0 to {NUM_CLASSES - 1}. Received: class_index={class_index!r}"
+        )
+    return indices.astype(np.int32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Traced gradient functions
+
+
+def _model_inputs(model: keras.Model) -> list:
+    """The model's symbolic inputs; a Sequential model that was never built or called is built first."""
+    try:
+        return model.inputs
+    except (AttributeError, ValueError):
+        # Keras 3: a Sequential model without an Input has no inputs until built.
+        model.build((None, *INPUT_SHAPE))
+        return model.inputs
+
+
+def _score_head(model: keras.Model) -> tuple[keras.KerasTensor, Callable[[tf.Tensor], tf.Tensor]]:
+    """The tensor to read from the model and the function that turns it into `(N, 10)` class scores.
+
+    The scores are the logits when the last layer is a softmax Dense layer (or a softmax Activation),
+    else the model's output (probabilities).
+    """
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    if activation is keras.activations.softmax or getattr(activation, "__name__", "") == "softmax":
+        if isinstance(last, keras.layers.Dense):
+            kernel, bias = last.kernel, last.bias
+            if bias is None:
+                return last.input, lambda features: tf.matmul(features, kernel)
+            return last.input, lambda features: tf.matmul(features, kernel) + bias
+        if isinstance(last, keras.layers.Activation):
+            return last.input, tf.identity
+    return model.outputs[0], tf.identity
+
+
+def _selected_scores(scores: tf.Tensor, class_indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """`(N,)` scores of the target classes and the `(N,)` targets (-1 replaced by the predicted class)."""
+    predicted = tf.argmax(scores, axis=-1, output_type=tf.int32)
+    targets = tf.where(class_indices < 0, predicted, class_indices)
+    return tf.gather(scores, targets, batch_dims=1), targets
+
+
+def _upsampled_and_normalised(maps: tf.Tensor) -> tf.Tensor:
+    """`(N, h, w)` non-negative maps -> `(N, 28, 28)` bilinear, each divided by its max (all-zero stays zero)."""
+    maps = tf.image.resize(maps[..., None], (IMAGE_SIZE, IMAGE_SIZE), method="bilinear")[..., 0]
+    maxima = tf.reduce_max(maps, axis=(1, 2), keepdims=True)
+    return tf.math.divide_no_nan(maps, maxima)
+
+
+def _conv_gradients_function(model: keras.Model, layer_name: str, plus_plus: bool) -> Callable:
+    inputs = _model_inputs(model)
+    score_tensor, to_scores = _score_head(model)
+    feature_model = keras.Model(inputs, [model.get_layer(layer_name).output, score_tensor])
+
+    def class_activation_maps(images: tf.Tensor, class_indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            activations, head = feature_model(images, training=False)  # (N, h, w, K), (N, F)
+            scores, targets = _selected_scores(to_scores(head), class_indices)
+        # Each image's score depends only on its own activations, so one gradient of the sum gives all.
+        gradients = tape.gradient(scores, activations)  # (N, h, w, K)
+        if plus_plus:
+            weights = _gradcam_plus_plus_weights(activations, gradients)
+        else:
+            weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)  # (N, 1, 1, K)
+        maps = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))  # (N, h, w)
+        return _upsampled_and_normalised(maps), targets
+
+    return tf.function(class_activation_maps, input_signature=[_IMAGE_SPEC, _CLASS_SPEC], reduce_retracing=True)
+
+
+def _gradcam_plus_plus_weights(activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+    """Grad-CAM++ channel weights `(N, 1, 1, K)` (Chattopadhay et al. 2018, eq. 19 with exp scores).
+
+    With Y = exp(S), the second and third derivatives of Y are exp(S) g^2 and exp(S) g^3, where g is
+    dS/dA. The exp(S) factors cancel in alpha, and the one left in relu(dY/dA) = exp(S) relu(g) is
+    a positive constant per image that the final normalisation removes, so it is left out (it would
+    overflow float32 for logits above ~88).
+    """
+    squared = tf.square(gradients)
+    cubed = squared * gradients
+    activation_sums = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)  # (N, 1, 1, K)
+    denominator = 2.0 * squared + activation_sums * cubed
+    alphas = tf.math.divide_no_nan(squared, tf.where(denominator != 0.0, denominator, tf.ones_like(denominator)))
+    return tf.reduce_sum(alphas * tf.nn.relu(gradients), axis=(1, 2), keepdims=True)
+
+
+def _input_gradients_function(model: keras.Model) -> Callable:
+    inputs = _model_inputs(model)
+    score_tensor, to_scores = _score_head(model)
+    head_model = keras.Model(inputs, score_tensor)
+
+    def input_gradients(images: tf.Tensor, class_indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            scores, targets = _selected_scores(to_scores(head_model(images, training=False)), class_indices)
+        gradients = tape.gradient(scores, images)  # (N, 28, 28, 1)
+        return tf.reduce_max(tf.abs(gradients), axis=-1), targets  # (N, 28, 28): max over channels
+
+    return tf.function(input_gradients, input_signature=[_IMAGE_SPEC, _CLASS_SPEC], reduce_retracing=True)
+
+
+def _cached_function(model: keras.Model, method: str, layer_name: str | None) -> Callable:
+    """The traced function of `(model, method, layer)`, built once under a lock."""
+    key = (method, layer_name)
+    with _CACHE_LOCK:
+        functions = _FUNCTION_CACHE.setdefault(model, {})
+        if key not in functions:
+            if method == SALIENCY:
+                functions[key] = _input_gradients_function(model)
+            else:
+                functions[key] = _conv_gradients_function(model, layer_name, plus_plus=method == GRADCAM_PLUS_PLUS)
+        return functions[key]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Public maps
+
+
+def gradcam_maps(
+    model: keras.Model,
+    images: np.ndarray,
+    class_indices: int | Sequence[int] | None = None,
+    layer_name: str | None = None,
+    plus_plus: bool = False,
+) -> np.ndarray:
+    """Grad-CAM (or Grad-CAM++) maps of a batch of images in one pass.
+
+    Args:
+        model: a model under the project's contract (0..255 in, softmax out), Functional or Sequential.
+        images: `(N, 28, 28)` or `(N, 28, 28, 1)`, pixels 0..255.
+        class_indices: one class for all, or one per image. Defaults to each image's predicted class.
+        layer_name: a convolution layer. Defaults to the last one.
+        plus_plus: whether to use Grad-CAM++ weights. Defaults to `False`.
+
+    Returns:
+        float32 `(N, 28, 28)` maps in [0, 1].
+
+    Raises:
+        ExplainError: for a model without conv layers, an unknown layer, a bad image shape or class.
+    """
+    batch = _as_image_batch(images, single=False)
+    targets = _class_indices(class_indices, len(batch))
+    layer_name = _checked_layer_name(model, layer_name)
+    if len(batch) == 0:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    function = _cached_function(model, GRADCAM_PLUS_PLUS if plus_plus else GRADCAM, layer_name)
+    maps, _ = function(tf.constant(batch), tf.constant(targets))
+    return maps.numpy()
+
+
+def gradcam(
+    model: keras.Model, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None
+) -> np.ndarray:
+    """Grad-CAM map of one image (Selvaraju et al. 2017).
+
+    The gradients of the class logit with respect to a conv layer's output are averaged over space into
+    one weight per channel; the channels' weighted sum, through a ReLU, is upsampled bilinearly to
+    28x28 and divided by its maximum.
+
+    Args:
+        model: a model under the project's contract, Functional or Sequential.
+        image: `(28, 28)` or `(28, 28, 1)`, pixels 0..255 (light garment on black).
+        class_index: the class to explain. Defaults to the predicted class.
+        layer_name: a convolution layer. Defaults to `last_conv_layer_name(model)`.
+
+    Returns:
+        float32 `(28, 28)` in [0, 1]; all zeros when nothing in the layer raises the score.
+
+    Raises:
+        ExplainError: for a model without conv layers (use `saliency`), an unknown layer, a bad image
+            shape or class index.
+
+    Example:
+        >>> heatmap = gradcam(model, test_images[0])
+        >>> picture = overlay(test_images[0], heatmap, size=280)  # (280, 280, 3) uint8 RGB
+    """
+    return gradcam_maps(model, _as_image_batch(image, single=True), class_index, layer_name)[0]
+
+
+def gradcam_plus_plus(
+    model: keras.Model, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None
+) -> np.ndarray:
+    """Grad-CAM++ map of one image (Chattopadhay et al. 2018); same arguments and result as `gradcam`.
+
+    Each position's gradient gets its own weight (from the closed-form second and third derivatives
+    of exp(score)), so several parts of an image that each raise the score all show.
+    """
+    return gradcam_maps(model, _as_image_batch(image, single=True), class_index, layer_name, plus_plus=True)[0]
+
+
+def saliency_maps(
+    model: keras.Model,
+    images: np.ndarray,
+    class_indices: int | Sequence[int] | None = None,
+    smooth_samples: int = 0,
+    noise_level: float = 0.1,
+    seed: int = 0,
+) -> np.ndarray:
+    """Saliency (or SmoothGrad) maps of a batch of images; see `saliency`. Returns `(N, 28, 28)` float32."""
+    batch = _as_image_batch(images, single=False)
+    targets = _class_indices(class_indices, len(batch))
+    if smooth_samples < 0 or noise_level < 0:
+        raise ExplainError(
+            f"smooth_samples and noise_level cannot be negative. Received: smooth_samples={smooth_samples}, "
+            f"noise_level={noise_level}"
+        )
+    if len(batch) == 0:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    function = _cached_function(model, SALIENCY, None)
+    if smooth_samples == 0:
+        gradients, _ = function(tf.constant(batch), tf.constant(targets))
+        return _normalised(gradients.numpy())
+    # SmoothGrad explains the clean image's class: fix the targets before the noise can change them.
+    _, fixed_targets = function(tf.constant(batch), tf.constant(targets))
+    rng = np.random.default_rng(seed)
+    noisy = batch[:, None] + rng.normal(0.0, noise_level * 255.0, (len(batch), smooth_samples, *INPUT_SHAPE))
+    gradients, _ = function(
+        tf.constant(noisy.reshape(-1, *INPUT_SHAPE).astype(np.float32)),
+        tf.constant(np.repeat(fixed_targets.numpy(), smooth_samples)),
+    )
+    return _normalised(gradients.numpy().reshape(len(batch), smooth_samples, IMAGE_SIZE, IMAGE_SIZE).mean(axis=1))
+
+
+def saliency(
+    model: keras.Model,
+    image: np.ndarray,
+    class_index: int | None = None,
+    smooth_samples: int = 0,
+    noise_level: float = 0.1,
+    seed: int = 0,
+) -> np.ndarray:
+    """Vanilla-gradient saliency of one image, or SmoothGrad with `smooth_samples > 0`.
+
+    Works for every model, including `dense`, which has no conv layer for Grad-CAM.
+
+    Args:
+        model: a model under the project's contract.
+        image: `(28, 28)` or `(28, 28, 1)`, pixels 0..255.
+        class_index: the class to explain. Defaults to the predicted class.
+        smooth_samples: noisy copies averaged by SmoothGrad (Smilkov et al. 2017); 0 for plain
+            gradients. Defaults to 0.
+        noise_level: the noise's standard deviation as a fraction of the 0..255 range. Defaults to 0.1.
+        seed: seed of the noise, so a map is reproducible. Defaults to 0.
+
+    Returns:
+        float32 `(28, 28)` in [0, 1]: |d score / d pixel| (averaged over the noisy copies), divided by its max.
+
+    Raises:
+        ExplainError: for a bad image shape or class index, or negative sample count or noise.
+    """
+    batch = _as_image_batch(image, single=True)
+    return saliency_maps(model, batch, class_index, smooth_samples, noise_level, seed)[0]
+
+
+def explain(
+    model: keras.Model,
+    image: np.ndarray,
+    method: str = GRADCAM,
+    class_index: int | None = None,
+    layer_name: str | None = None,
+) -> np.ndarray:
+    """The `(28, 28)` map of one image by the method's name in `METHODS` (the layer only matters for Grad-CAMs).
+
+    Raises:
+        ExplainError: for an unknown method, and as the chosen method does.
+    """
+    return explain_batch(model, _as_image_batch(image, single=True), method, class_index, layer_name)[0]
+
+
+def explain_batch(
+    model: keras.Model,
+    images: np.ndarray,
+    method: str = GRADCAM,
+    class_indices: int | Sequence[int] | None = None,
+    layer_name: str | None = None,
+) -> np.ndarray:
+    """`(N, 28, 28)` maps of a batch by the method's name in `METHODS`, in one pass.
+
+    Raises:
+        ExplainError: for an unknown method, and as the chosen method does.
+    """
+    if method in CONV_METHODS:
+        return gradcam_maps(model, images, class_indices, layer_name, plus_plus=method == GRADCAM_PLUS_PLUS)
+    if method == SALIENCY:
+        return saliency_maps(model, images, class_indices)
+    if method == SMOOTHGRAD:
+        return saliency_maps(model, images, class_indices, smooth_samples=SMOOTHGRAD_SAMPLES)
+    raise ExplainError(f"Unknown explanation method; choose one of {list(METHODS)}. Received: method={method!r}")
+
+
+def _normalised(maps: np.ndarray) -> np.ndarray:
+    maxima = maps.max(axis=(1, 2), keepdims=True)
+    return np.divide(maps, maxima, out=np.zeros_like(maps), where=maxima > 0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Overlays
+
+
+def colorize(heatmap: np.ndarray, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """A [0, 1] map as RGB uint8 `(H, W, 3)` through an OpenCV colour map."""
+    levels = np.clip(np.rint(np.asarray(heatmap, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(levels, colormap), cv2.COLOR_BGR2RGB)
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ExplainError(
+            f"Expected a grey (H, W) or (H, W, 1), or an RGB (H, W, 3) image. Received: shape={array.shape}"
+        )
+    return np.clip(array, 0, 255).astype(np.uint8)
+
+
+def _blend(base_rgb: np.ndarray, colours_rgb: np.ndarray, alpha: float) -> np.ndarray:
+    if not 0.0 <= alpha <= 1.0:
+        raise ExplainError(f"alpha is the heat map's opacity, from 0 to 1. Received: alpha={alpha}")
+    blended = (1.0 - alpha) * base_rgb.astype(np.float32) + alpha * colours_rgb.astype(np.float32)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def overlay(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    alpha: float = 0.4,
+    colormap: int = cv2.COLORMAP_JET,
+    size: int | None = None,
+) -> np.ndarray:
+    """A grey image with a heat map blended over it, as RGB uint8.
+
+    Args:
+        image: `(28, 28)` or `(28, 28, 1)`, 0..255 (any square grey image works).
+        heatmap: a map in [0, 1] of the image's size.
+        alpha: the heat map's opacity, 0 (image only) to 1 (map only). Defaults to 0.4.
+        colormap: an OpenCV colour map (see `COLORMAPS`). Defaults to `cv2.COLORMAP_JET`.
+        size: the side in pixels of the square output: the image is upscaled with nearest neighbours
+            (crisp pixels) and the map smoothly (bicubic). Defaults to the image's own size.
+
+    Returns:
+        uint8 `(size, size, 3)` RGB, or the image's size when `size` is `None`.
+
+    Raises:
+        ExplainError: for an alpha outside [0, 1], a size below 1, or images that do not match.
+    """
+    base = _as_rgb(image)
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.shape != base.shape[:2]:
+        raise ExplainError(f"The heat map must have the image's shape {base.shape[:2]}. Received: shape={heat.shape}")
+    if size is not None:
+        if size < 1:
+            raise ExplainError(f"size is the output's side in pixels, at least 1. Received: size={size}")
+        base = cv2.resize(base, (size, size), interpolation=cv2.INTER_NEAREST)
+        heat = cv2.resize(heat, (size, size), interpolation=cv2.INTER_CUBIC)
+    return _blend(base, colorize(heat, colormap), alpha)
+
+
+def heatmap_image(heatmap: np.ndarray, colormap: int = cv2.COLORMAP_JET, size: int | None = None) -> np.ndarray:
+    """The heat map alone in colour, RGB uint8, smoothly upscaled to `(size, size, 3)` if asked."""
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if size is not None:
+        heat = cv2.resize(heat, (size, size), interpolation=cv2.INTER_CUBIC)
+    return colorize(heat, colormap)
+
+
+def _checked_box(box: Sequence[float], width: int, height: int, name: str) -> tuple[int, int, int, int]:
+    left, top, right, bottom = (round(float(v)) for v in box)
+    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
+        raise ExplainError(
+            f"{name} is (left, top, right, bottom) with 0 <= left < right <= {width} and "
+            f"0 <= top < bottom <= {height}. Received: {name}={tuple(box)}"
+        )
+    return left, top, right, bottom
+
+
+def overlay_on_photo(
+    photo_rgb: np.ndarray,
+    heatmap: np.ndarray,
+    crop_box: Sequence[float],
+    content_box: Sequence[float],
+    alpha: float = 0.4,
+    colormap: int = cv2.COLORMAP_JET,
+) -> np.ndarray:
+    """The heat map of a 28x28 model input drawn onto the photo it was made from.
+
+    The part of the map inside `content_box` (where the garment's crop sits in the 28x28 image) is
+    resized smoothly to the crop box and blended into the photo there. Outside the crop box the photo
+    is left unchanged: the model saw nothing of it.
+
+    Args:
+        photo_rgb: the original photo, uint8 `(H, W, 3)` RGB (or grey `(H, W)`).
+        heatmap: a `(28, 28)` map in [0, 1] of the model input.
+        crop_box: `(left, top, right, bottom)` of the garment's crop, in the photo's pixels.
+        content_box: `(left, top, right, bottom)` of that crop inside the 28x28 image.
+        alpha: the heat map's opacity inside the crop. Defaults to 0.4.
+        colormap: an OpenCV colour map. Defaults to `cv2.COLORMAP_JET`.
+
+    Returns:
+        uint8 RGB of the photo's size `(H, W, 3)`.
+
+    Raises:
+        ExplainError: for boxes outside their images or empty, a bad heat map shape or alpha.
+    """
+    photo = _as_rgb(photo_rgb)
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ExplainError(f"Expected a (28, 28) heat map. Received: shape={heat.shape}")
+    height, width = photo.shape[:2]
+    left, top, right, bottom = _checked_box(crop_box, width, height, "crop_box")
+    c_left, c_top, c_right, c_bottom = _checked_box(content_box, IMAGE_SIZE, IMAGE_SIZE, "content_box")
+    content = heat[c_top:c_bottom, c_left:c_right]
+    region = cv2.resize(content, (right - left, bottom - top), interpolation=cv2.INTER_CUBIC)
+    result = photo.copy()
+    result[top:bottom, left:right] = _blend(photo[top:bottom, left:right], colorize(region, colormap), alpha)
+    return result

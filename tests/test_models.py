@@ -1,0 +1,58 @@
+"""Every architecture keeps the model contract: 0..255 in, softmax out, plain `load_model` works."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fashion_core.models import ARCHITECTURES, ModelOptions, build_model, conv_layer_names
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_architecture_returns_probabilities_for_0_to_255_images(architecture, fashion_data):
+    model = build_model(architecture, ModelOptions(augment=True))
+    images = fashion_data.test_images[:8, ..., None].astype("float32")  # (8, 28, 28, 1), 0..255
+    probabilities = np.asarray(model(images, training=False))
+    assert probabilities.shape == (8, 10)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (probabilities >= 0).all()
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_architecture_learns_from_a_small_batch(architecture, fashion_data):
+    model = build_model(architecture, ModelOptions(augment=False, dropout=0.0))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    images = fashion_data.train_images[:256, ..., None].astype("float32")
+    labels = fashion_data.train_labels[:256]
+    history = model.fit(images, labels, epochs=3, batch_size=64, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_unknown_architecture_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"choose one of \['cnn', 'dense', 'seed_cnn'\]"):
+        build_model("resnet")
+
+
+def test_conv_layer_names_lists_the_default_cnns_convolutions_in_order():
+    names = conv_layer_names(build_model("cnn"))
+    assert names == ["conv1a", "conv1b", "conv2a", "conv2b", "conv3a", "conv3b"]
+    assert conv_layer_names(build_model("dense")) == []
+
+
+def test_saved_model_loads_with_plain_keras_in_a_fresh_process(tmp_path, fashion_data):
+    model = build_model("cnn", ModelOptions(augment=True))
+    images = fashion_data.test_images[:4, ..., None].astype("float32")
+    expected = np.asarray(model(images, training=False))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import sys, numpy as np, keras\n"
+        f"model = keras.saving.load_model({str(path)!r})\n"
+        f"out = model(np.load({str(tmp_path / 'images.npy')!r}), training=False)\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, np.asarray(out))\n"
+        "assert 'fashion_core' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=120)
+    assert np.allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)

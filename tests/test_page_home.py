@@ -1,0 +1,44 @@
+"""AppTest of the entry script and the Home page."""
+
+import json
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fashion_core import registry as registry_module
+from tests.conftest import SHIPPED_MODEL_DIR
+
+TIMEOUT = 120
+
+
+@pytest.fixture
+def app():
+    return AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT)
+
+
+def test_home_shows_the_shipped_model_card(app):
+    app.run()
+    assert not app.exception
+    metadata = json.loads((SHIPPED_MODEL_DIR / "metadata.json").read_text())
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Test accuracy"] == f"{metadata['test_accuracy']:.2%}"
+    assert metrics["Parameters"] == f"{metadata['parameter_count']:,}"
+    assert app.subheader[0].value == "Model in use: `default`"
+    assert app.sidebar.selectbox(key="model_name").value == "default"
+
+
+def test_home_without_a_shipped_model_says_how_to_make_one(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(registry_module, "SHIPPED_MODELS_DIR", tmp_path / "nothing")
+    app.run()
+    assert not app.exception
+    assert "No model is available" in app.error[0].value
+    assert app.title[0].value == "Fashion-MNIST Studio"
+
+
+def test_a_user_model_can_be_chosen_in_the_sidebar(app, private_user_models):
+    shutil.copytree(SHIPPED_MODEL_DIR, private_user_models / "copy-of-default")
+    app.run()
+    app.sidebar.selectbox(key="model_name").set_value("copy-of-default").run()
+    assert not app.exception
+    assert app.subheader[0].value == "Model in use: `copy-of-default`"

@@ -1,0 +1,100 @@
+"""Tests of the training config and loop, on small real subsets."""
+
+import threading
+
+import keras
+import numpy as np
+import pytest
+
+from fashion_core.training import PRESETS, ProgressRecorder, TrainingConfig, TrainingFailed, train
+from fashion_core.training.callbacks import RestoreBestWeights
+
+TINY = {"architecture": "seed_cnn", "epochs": 1, "subset_size": 1000, "validation_fraction": 0.1, "augment": False}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("epochs", 0, r"epochs must be in \[1, 200\]"),
+        ("batch_size", 4096, r"batch_size must be in \[8, 1024\]"),
+        ("learning_rate", float("nan"), "learning_rate must be a number"),
+        ("dropout", 0.95, r"dropout must be in \[0.0, 0.8\]"),
+        ("architecture", "vgg", "architecture must be one of"),
+        ("optimizer", "adagrad", r"optimizer must be one of \['adam', 'sgd', 'rmsprop'\]"),
+        ("schedule", "step", "schedule must be one of"),
+        ("subset_size", 10, r"subset_size must be in \[100, 60000\]"),
+        ("epochs", 2.5, "epochs must be a whole number"),
+        ("augment", "yes", "augment must be True or False"),
+    ],
+)
+def test_invalid_config_names_the_allowed_range(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**{field: value})
+
+
+def test_config_round_trips_through_a_dict():
+    config = TrainingConfig(architecture="dense", epochs=3, learning_rate=1e-3)
+    assert TrainingConfig.from_dict(config.to_dict()) == config
+
+
+def test_presets_are_valid_and_quick_is_small():
+    assert set(PRESETS) == {"Quick", "Standard", "Best"}
+    assert PRESETS["Quick"].epochs <= PRESETS["Standard"].epochs <= PRESETS["Best"].epochs
+
+
+def test_train_on_a_small_subset_returns_an_evaluated_model(fashion_data):
+    result = train(TrainingConfig(**TINY), data=fashion_data)
+    assert result.epochs_run == 1
+    assert result.num_train_images == 900 and result.num_validation_images == 100
+    assert result.evaluation.confusion_matrix.sum() == 10000
+    assert 0.5 < result.evaluation.accuracy <= 1.0  # one pass over 900 images is far above chance (0.1)
+    assert set(result.history[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "epoch"}
+    metadata = result.metadata()
+    assert metadata["config"]["subset_size"] == 1000
+    assert metadata["test_accuracy"] == pytest.approx(result.evaluation.accuracy, abs=1e-6)
+
+
+def test_a_stop_request_ends_the_run_after_the_current_batch(fashion_data):
+    stop_event = threading.Event()
+
+    class StopDuringTheThirdBatch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 2:
+                stop_event.set()
+
+    recorder = ProgressRecorder(epochs=3, steps_per_epoch=1, batch_size=1)
+    config = TrainingConfig(**{**TINY, "epochs": 3})
+    result = train(
+        config, data=fashion_data, stop_event=stop_event, callbacks=[StopDuringTheThirdBatch()], recorder=recorder
+    )
+    assert recorder.snapshot()["steps_done"] == 3
+    assert result.stopped_early
+    assert result.evaluation.confusion_matrix.sum() == 10000
+
+
+def test_a_nan_loss_fails_the_run_with_its_reason(fashion_data):
+    class PoisonClassifierBias(keras.callbacks.Callback):
+        """Makes the classifier's bias NaN before the second batch, as a diverging run would."""
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 1:
+                weights = self.model.get_weights()
+                weights[-1] = np.full_like(weights[-1], np.nan)
+                self.model.set_weights(weights)
+
+    with pytest.raises(TrainingFailed, match="loss became nan at epoch 1, batch 2.*Lower the learning rate"):
+        train(TrainingConfig(**TINY), data=fashion_data, callbacks=[PoisonClassifierBias()])
+
+
+def test_restore_best_weights_puts_back_the_best_epoch():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    callback = RestoreBestWeights(monitor="val_accuracy")
+    callback.set_model(model)
+    callback.on_train_begin()
+    best = [w.copy() for w in model.get_weights()]
+    callback.on_epoch_end(0, {"val_accuracy": 0.9})
+    model.set_weights([w + 1 for w in best])
+    callback.on_epoch_end(1, {"val_accuracy": 0.5})
+    callback.on_train_end()
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), best))
+    assert callback.best_epoch == 0
