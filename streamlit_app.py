@@ -13,10 +13,12 @@ st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/check
 PAGES = {
     "Classify": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/predict.py", title="Predict", icon=":material/photo_camera:"),
         st.Page("pages/gradcam.py", title="Grad-CAM", icon=":material/visibility:"),
     ],
     "Explore": [
         st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
     ],
     "Train": [],
 }

@@ -23,6 +23,10 @@ ORDERS = {
 ORDERS_NEEDING_PREDICTIONS = ("misclassified", "least_confident")
 CAPTION_FONT_SIZE = 11
 CAPTION_LINE_HEIGHT = 13  # pixels per caption line under a contact-sheet tile
+SHEET_BACKGROUND = (38, 39, 48)  # RGB of the gaps: Streamlit's dark secondary background
+CAPTION_COLOR = (235, 235, 240)
+SHEET_GAP = 4  # pixels between contact-sheet tiles
+MARK_COLOR = (255, 120, 80)  # frames and captions of marked tiles (the model's mistakes)
 
 
 class BrowseError(ValueError):
@@ -193,67 +197,82 @@ def upscale(images: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(np.asarray(images), scale, axis=-2), scale, axis=-1)
 
 
+def contact_sheet_width(columns: int, scale: int, gap: int = SHEET_GAP) -> int:
+    """The width in pixels of a full row of a `contact_sheet`, to lay a page out around it."""
+    return gap + columns * (IMAGE_SIZE * scale + gap)
+
+
 def contact_sheet(
     images: np.ndarray,
     columns: int = 8,
     scale: int = 3,
-    gap: int = 4,
+    gap: int = SHEET_GAP,
     captions: Sequence[str] | None = None,
-    background: int = 48,
+    marked: Sequence[bool] | None = None,
 ) -> np.ndarray:
-    """Tiles images into one crisp grey image, each tile upscaled and optionally captioned below.
+    """Tiles images into one crisp RGB image, each tile upscaled and optionally captioned below.
 
-    One image is much faster for a browser to show than dozens, and integer nearest-neighbour
-    upscaling keeps every dataset pixel a sharp square.
+    One image is faster for a browser to show than dozens, and integer nearest-neighbour upscaling
+    keeps every dataset pixel a sharp square.
 
     Args:
         images: `(N, 28, 28)` images, 0..255.
         columns: tiles a row. Defaults to 8.
         scale: the integer upscaling factor. Defaults to 3 (84-pixel tiles).
         gap: pixels between tiles and around the sheet. Defaults to 4.
-        captions: one string a tile (may hold a newline), drawn in white under the tile. Defaults to `None`.
-        background: the grey level of the gaps. Defaults to 48.
+        captions: one string a tile (may hold newlines), drawn under the tile. Defaults to `None`.
+        marked: one flag a tile; marked tiles (say, the model's mistakes) get a coloured frame and
+            coloured captions. Defaults to `None`.
 
     Returns:
-        `(height, width)` uint8 image.
+        `(height, width, 3)` uint8 image: `gap + columns * (28 * scale + gap)` pixels wide.
 
     Raises:
-        BrowseError: when there is no image, or captions do not match images one to one.
+        BrowseError: when there is no image, or captions or marks do not match images one to one.
     """
     images = np.asarray(images)
     if images.ndim != 3 or len(images) == 0:
         raise BrowseError(f"Expected a non-empty stack of images (N, H, W). Received: shape={images.shape}")
-    if captions is not None and len(captions) != len(images):
-        raise BrowseError(f"Expected one caption a tile. Received: {len(captions)} captions for {len(images)} images")
+    for name, values in (("captions", captions), ("marked", marked)):
+        if values is not None and len(values) != len(images):
+            raise BrowseError(f"Expected one of {name} a tile. Received: {len(values)} for {len(images)} images")
+    marked = list(marked) if marked is not None else [False] * len(images)
     tiles = upscale(np.clip(images, 0, 255).astype(np.uint8), scale)  # (N, 28*scale, 28*scale)
     tile_height, tile_width = tiles.shape[1:]
-    num_lines = max((caption.count("\n") + 1 for caption in captions), default=0) if captions else 0
+    num_lines = max(caption.count("\n") + 1 for caption in captions) if captions else 0
     cell_height = tile_height + num_lines * CAPTION_LINE_HEIGHT + gap
     cell_width = tile_width + gap
     columns = min(columns, len(images))
     rows = math.ceil(len(images) / columns)
-    sheet = np.full((gap + rows * cell_height, gap + columns * cell_width), background, dtype=np.uint8)
+    sheet = np.full((gap + rows * cell_height, gap + columns * cell_width, 3), SHEET_BACKGROUND, dtype=np.uint8)
     origins = [
         (gap + (position // columns) * cell_height, gap + (position % columns) * cell_width)
         for position in range(len(tiles))
     ]
-    for (top, left), tile in zip(origins, tiles):
-        sheet[top : top + tile_height, left : left + tile_width] = tile
+    frame = max(gap // 2, 1)
+    for (top, left), tile, is_marked in zip(origins, tiles, marked):
+        if is_marked:
+            sheet[top - frame : top + tile_height + frame, left - frame : left + tile_width + frame] = MARK_COLOR
+        sheet[top : top + tile_height, left : left + tile_width] = tile[..., None]
     if captions:
-        sheet = _draw_captions(sheet, captions, [(top + tile_height, left) for top, left in origins])
+        caption_origins = [(top + tile_height, left) for top, left in origins]
+        sheet = _draw_captions(sheet, captions, caption_origins, marked)
     return sheet
 
 
-def _draw_captions(sheet: np.ndarray, captions: Sequence[str], origins: Sequence[tuple[int, int]]) -> np.ndarray:
+def _draw_captions(
+    sheet: np.ndarray, captions: Sequence[str], origins: Sequence[tuple[int, int]], marked: Sequence[bool]
+) -> np.ndarray:
     """Writes each caption, line by line, at its `(top, left)` origin with Pillow's bundled font."""
     from PIL import Image, ImageDraw, ImageFont
 
     canvas = Image.fromarray(sheet)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=CAPTION_FONT_SIZE)
-    for (top, left), caption in zip(origins, captions):
+    for (top, left), caption, is_marked in zip(origins, captions, marked):
+        color = MARK_COLOR if is_marked else CAPTION_COLOR
         for line_number, line in enumerate(caption.split("\n")):
-            draw.text((left + 1, top + line_number * CAPTION_LINE_HEIGHT), line, fill=255, font=font)
+            draw.text((left + 1, top + 1 + line_number * CAPTION_LINE_HEIGHT), line, fill=color, font=font)
     return np.asarray(canvas)
 
 

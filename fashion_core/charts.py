@@ -97,3 +97,198 @@ def pixel_heatmap(image: np.ndarray, title: str = "") -> go.Figure:
     figure.update_layout(title=title, yaxis={"autorange": "reversed", "scaleanchor": "x"}, xaxis={"visible": False})
     figure.update_yaxes(visible=False)
     return _compact(figure, 360)
+
+
+CLASS_COLORS = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#5f6b6d",
+)  # Tableau 10: one distinguishable colour a class
+
+
+def class_count_chart(counts: Sequence[int], highlighted: Sequence[int] = (), title: str = "") -> go.Figure:
+    """Bars of the number of images of each class; `highlighted` classes in the accent colour, others muted."""
+    counts = np.asarray(counts)
+    highlighted = set(highlighted)
+    colors = [ACCENT if not highlighted or i in highlighted else MUTED for i in range(len(CLASS_NAMES))]
+    figure = go.Figure(
+        go.Bar(
+            x=list(CLASS_NAMES),
+            y=counts,
+            marker_color=colors,
+            text=[f"{int(count):,}" for count in counts],
+            textposition="outside",
+            hovertemplate="%{x}: %{y:,} images<extra></extra>",
+        )
+    )
+    figure.update_layout(title=title or "Images per class", yaxis={"range": [0, counts.max() * 1.15 if counts.size else 1]})
+    return _compact(figure, 320)
+
+
+def embedding_scatter(
+    coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, selected_index: int | None = None
+) -> go.Figure:
+    """A 2-D embedding, one trace (and legend entry) a class; each point's `customdata` is its dataset index.
+
+    Args:
+        coordinates: `(N, 2)` projected features.
+        labels: `(N,)` class of each point.
+        indices: `(N,)` dataset index of each point, shown on hover and returned by a selection.
+        selected_index: a dataset index to mark with a ring, if it is among `indices`. Defaults to `None`.
+    """
+    coordinates, labels, indices = np.asarray(coordinates), np.asarray(labels), np.asarray(indices)
+    figure = go.Figure()
+    for class_index, name in enumerate(CLASS_NAMES):
+        members = labels == class_index
+        figure.add_trace(
+            go.Scatter(
+                x=coordinates[members, 0],
+                y=coordinates[members, 1],
+                mode="markers",
+                name=name,
+                marker={"color": CLASS_COLORS[class_index], "size": 5, "opacity": 0.75},
+                customdata=indices[members],
+                hovertemplate=f"#%{{customdata}} · {name}<extra></extra>",
+            )
+        )
+    marked = np.flatnonzero(indices == selected_index) if selected_index is not None else []
+    if len(marked):
+        point = coordinates[marked[0]]
+        figure.add_trace(
+            go.Scatter(
+                x=[point[0]],
+                y=[point[1]],
+                mode="markers",
+                name="Selected",
+                marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 2.5, "color": "black"}},
+                hoverinfo="skip",
+            )
+        )
+    figure.update_layout(
+        xaxis={"title": "first principal component", "zeroline": False},
+        yaxis={"title": "second principal component", "zeroline": False},
+        legend={"itemsizing": "constant"},
+        clickmode="event+select",
+        dragmode="pan",
+    )
+    return _compact(figure, 560)
+
+
+VALIDATION_COLOR = "#f59e0b"
+METRIC_TITLES = {
+    "loss": "Loss",
+    "accuracy": "Accuracy",
+    "val_loss": "Validation loss",
+    "val_accuracy": "Validation accuracy",
+}
+
+
+def exponential_moving_average(values: Sequence[float], smoothing: float = 0.9) -> np.ndarray:
+    """TensorBoard-style smoothing: an EMA with its start-up bias removed; NaNs are skipped (kept NaN).
+
+    Args:
+        values: the raw series.
+        smoothing: 0..1, the weight of the past. Defaults to 0.9.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    smoothed = np.full(values.shape, np.nan)
+    average, weight = 0.0, 0.0
+    for index, value in enumerate(values):
+        if not np.isfinite(value):
+            continue
+        average = smoothing * average + (1 - smoothing) * value
+        weight = smoothing * weight + (1 - smoothing)
+        smoothed[index] = average / weight
+    return smoothed
+
+
+def _thin_out(num_points: int, max_points: int) -> slice:
+    """Every k-th index, so that at most about `max_points` are drawn (the browser stays light)."""
+    return slice(None, None, max(1, -(-num_points // max_points)))
+
+
+def training_curves_chart(snapshot, metric: str = "loss", smoothing: float = 0.9, max_points: int = 1500) -> go.Figure:
+    """A run's training curve per batch (raw and smoothed) and its validation curve per epoch.
+
+    The x axis is in epochs, so batch `k` of epoch `e` sits at `e - 1 + k / steps_per_epoch` and
+    an epoch's validation value at `e`.
+
+    Args:
+        snapshot: a `fashion_core.training.job.JobSnapshot` (or any object with `batch_steps`,
+            `batch_loss`, `batch_accuracy`, `epoch_logs` and `steps_per_epoch`).
+        metric: `"loss"` or `"accuracy"`. Defaults to `"loss"`.
+        smoothing: the EMA weight of the smoothed curve. Defaults to 0.9.
+        max_points: at most this many per-batch points are drawn. Defaults to 1500.
+    """
+    steps = np.asarray(snapshot.batch_steps, dtype=float)
+    raw = np.asarray(getattr(snapshot, f"batch_{metric}"), dtype=float)
+    x = steps / max(snapshot.steps_per_epoch, 1)
+    shown = _thin_out(len(steps), max_points)
+    epochs = [log["epoch"] for log in snapshot.epoch_logs if f"val_{metric}" in log]
+    validation = [log[f"val_{metric}"] for log in snapshot.epoch_logs if f"val_{metric}" in log]
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=x[shown], y=raw[shown], name="training, per batch", mode="lines", line={"color": MUTED, "width": 1}
+            ),
+            go.Scatter(
+                x=x[shown],
+                y=exponential_moving_average(raw, smoothing)[shown],
+                name="training, smoothed",
+                mode="lines",
+                line={"color": ACCENT, "width": 2.5},
+            ),
+            go.Scatter(
+                x=epochs,
+                y=validation,
+                name="validation, per epoch",
+                mode="lines+markers",
+                line={"color": VALIDATION_COLOR, "width": 2},
+                marker={"size": 8},
+            ),
+        ]
+    )
+    figure.update_layout(
+        title=METRIC_TITLES.get(metric, metric),
+        xaxis_title="epoch",
+        yaxis={"tickformat": ".0%"} if metric == "accuracy" else {},
+        legend={"orientation": "h", "y": -0.25},
+        uirevision=metric,  # keeps the user's zoom while the data grows
+    )
+    return _compact(figure, 360)
+
+
+def runs_history_chart(histories: dict[str, Sequence[dict]], metric: str = "val_accuracy") -> go.Figure:
+    """Several runs' per-epoch curves of one metric overlaid, one line per run.
+
+    Args:
+        histories: run name to its per-epoch logs (`metadata["history"]`: dicts with `epoch` and
+            metric values).
+        metric: the metric to draw. Defaults to `"val_accuracy"`.
+    """
+    figure = go.Figure()
+    for name, history in histories.items():
+        points = [(log.get("epoch", index + 1), log[metric]) for index, log in enumerate(history) if metric in log]
+        figure.add_trace(
+            go.Scatter(
+                x=[epoch for epoch, _ in points],
+                y=[value for _, value in points],
+                name=name,
+                mode="lines+markers",
+                hovertemplate=f"{name}: epoch %{{x}}, %{{y:.4f}}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        title=f"{METRIC_TITLES.get(metric, metric)} per epoch",
+        xaxis_title="epoch",
+        yaxis={"tickformat": ".1%"} if metric.endswith("accuracy") else {},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return _compact(figure, 380)

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ USER_MODELS_ENV = "FASHION_STUDIO_MODELS_DIR"
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+STAGING_PREFIXES = (".saving-", ".deleted-", ".replaced-")
+STALE_STAGING_SECONDS = 3600
 
 
 class RegistryError(ValueError):
@@ -190,6 +193,7 @@ class ModelRegistry:
         if target.exists():
             raise RegistryError(f"A model named {name!r} already exists; choose another name or delete it first.")
         self.user_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(self.user_dir)
         staging = write_model_dir(self.user_dir, model, metadata)
         try:
             publish_dir(staging, target)
@@ -210,6 +214,17 @@ class ModelRegistry:
         trash = self.user_dir / f".deleted-{name}-{uuid.uuid4().hex}"
         path.rename(trash)  # one atomic step: the name is gone at once, then the files
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_stale_staging(parent: Path, older_than_seconds: float = STALE_STAGING_SECONDS) -> None:
+    """Deletes hidden folders left by saves or deletes that were killed half way.
+
+    Only folders older than `older_than_seconds` go, so a save in progress elsewhere is untouched.
+    """
+    now = time.time()
+    for folder in parent.glob(".*-*"):
+        if folder.name.startswith(STAGING_PREFIXES) and now - folder.stat().st_mtime > older_than_seconds:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_model_dir(parent: Path, model, metadata: dict) -> Path:

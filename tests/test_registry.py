@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fashion_core.models import ModelOptions, build_model
-from fashion_core.registry import DEFAULT_MODEL_NAME, ModelRegistry, RegistryError, load_model
+from fashion_core.registry import DEFAULT_MODEL_NAME, ModelRegistry, RegistryError, load_model, remove_stale_staging
 from tests.conftest import REPO_ROOT, SHIPPED_MODEL_DIR
 
 
@@ -170,6 +170,10 @@ def test_a_save_killed_half_way_leaves_no_broken_model(registry, tiny_model, sta
     assert "victim" not in entries
     assert entries["survivor"].readable and entries["survivor"].metadata["test_accuracy"] == 0.42
     assert registry.load("survivor") is not None
+    leftovers = list(registry.user_dir.glob(".saving-*"))
+    assert leftovers  # the killed save's hidden staging folder, never listed
+    remove_stale_staging(registry.user_dir, older_than_seconds=0)
+    assert not list(registry.user_dir.glob(".saving-*"))
 
 
 def test_shipped_metadata_records_how_the_model_was_made():

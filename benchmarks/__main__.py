@@ -1,0 +1,159 @@
+"""`make bench`: run every benchmark, write `benchmarks/results.json` and the README's table.
+
+Each measurement runs in its own subprocess, so one's warm caches and threads don't flatter the
+next. The Markdown table goes to `benchmarks/RESULTS.md` and between the README's
+`<!-- benchmarks:start -->` and `<!-- benchmarks:end -->` markers, with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCHMARKS_DIR.parent
+RESULTS_JSON = BENCHMARKS_DIR / "results.json"
+RESULTS_MD = BENCHMARKS_DIR / "RESULTS.md"
+README = REPO_ROOT / "README.md"
+START_MARKER, END_MARKER = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+# name -> (module, function): each returns a JSON-ready dict.
+MEASUREMENTS = {
+    "accuracy": ("benchmarks.accuracy", "measure_accuracy"),
+    "latency": ("benchmarks.latency", "measure_latency"),
+    "real_photos": ("benchmarks.realphotos", "measure_realphoto_accuracy"),
+    "training_throughput": ("benchmarks.training_throughput", "measure_training_throughput"),
+    "server": ("benchmarks.server", "measure_server"),
+}
+
+
+def machine_description() -> dict:
+    """What the numbers were measured on."""
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)  # fmt: skip
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def run_measurement(module: str, function: str) -> dict:
+    """Runs one measurement in a fresh Python process and returns its dict (or the error)."""
+    code = f"import json, {module} as m; print('RESULT' + json.dumps(m.{function}()))"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600
+    )
+    for line in completed.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[len("RESULT") :])
+    return {"error": (completed.stderr or completed.stdout)[-1500:]}
+
+
+def _goal(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "**missed**")
+
+
+def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(measure, value, goal, met?) rows for what was measured."""
+    rows = []
+    accuracy = results.get("accuracy", {})
+    if "test_accuracy" in accuracy:
+        value = accuracy["test_accuracy"]
+        rows.append(("Shipped model, test accuracy", f"{value:.4f}", ">= 0.945", _goal(value >= 0.945)))
+        rows.append(("... with test-time flip averaging", f"{accuracy['test_accuracy_flip_average']:.4f}", "", ""))
+    if "quick_preset" in accuracy:
+        quick = accuracy["quick_preset"]
+        ok = quick["test_accuracy"] >= 0.91 and quick["training_seconds"] <= 60
+        value = f"{quick['test_accuracy']:.4f} in {quick['training_seconds']:.0f} s"
+        rows.append(("Quick preset, test accuracy and training time", value, ">= 0.91 within 60 s", _goal(ok)))
+    latency = results.get("latency", {})
+    if "predict_one_app" in latency:
+        app, keras_predict = latency["predict_one_app"], latency["predict_one_model_predict"]
+        rows.append(("One image, app's Predictor, p50 / p95", f"{app['p50_ms']:.2f} / {app['p95_ms']:.2f} ms",
+                     "p50 < 2 ms", _goal(app["p50_ms"] < 2)))  # fmt: skip
+        rows.append(("One image, `model.predict`, p50 / p95",
+                     f"{keras_predict['p50_ms']:.1f} / {keras_predict['p95_ms']:.1f} ms",
+                     f"ratio {latency['predict_speedup_vs_model_predict']}x", ""))  # fmt: skip
+        photo = latency["photo_1000px_jpeg_to_probabilities"]
+        rows.append(("1000x1000 JPEG to probabilities, p50 / p95", f"{photo['p50_ms']:.1f} / {photo['p95_ms']:.1f} ms",
+                     "< 30 ms", _goal(photo["p50_ms"] < 30)))  # fmt: skip
+        cam = latency["gradcam"]
+        rows.append(("Grad-CAM, p50 / p95", f"{cam['p50_ms']:.1f} / {cam['p95_ms']:.1f} ms", "< 50 ms",
+                     _goal(cam["p50_ms"] < 50)))  # fmt: skip
+    photos = results.get("real_photos", {})
+    if "pipeline" in photos:
+        rows.append(("Real dev photos (120), naive squash-and-invert", f"{photos['naive']['accuracy']:.1%}", "", ""))
+        rows.append(("Real dev photos (120), our preprocessing", f"{photos['pipeline']['accuracy']:.1%}", ">= 70%",
+                     _goal(photos["pipeline"]["accuracy"] >= 0.70)))  # fmt: skip
+    throughput = results.get("training_throughput", {})
+    if "ratio" in throughput:
+        rows.append(("Training images/s, TrainingJob vs bare fit",
+                     f"{throughput['job_images_per_second']:.0f} vs {throughput['fit_images_per_second']:.0f} "
+                     f"(ratio {throughput['ratio']:.3f})", ">= 0.95", _goal(throughput["ratio"] >= 0.95)))  # fmt: skip
+    server = results.get("server", {})
+    if "cold_start" in server:
+        cold = server["cold_start"]["to_home_rendered_s"]
+        rows.append(("Cold start, `streamlit run` to Home rendered", f"{cold:.1f} s", "< 10 s", _goal(cold < 10)))
+    if "training_memory" in server:
+        peak = server["training_memory"]["peak_rss_mb_during_default_training"]
+        rows.append(("Peak RSS of the server in a default training run", f"{peak:.0f} MB", "< 1536 MB",
+                     _goal(peak < 1536)))  # fmt: skip
+    return rows
+
+
+def markdown_table(results: dict) -> str:
+    machine = results["machine"]
+    lines = [
+        f"Measured on {machine['cpu']}, {machine['cores']} cores, {machine['system']}, Python {machine['python']}, "
+        f"at {machine['measured_at']} by `make bench`.",
+        "",
+        "| Measure | Value | Goal | |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {measure} | {value} | {goal} | {met} |" for measure, value, goal, met in table_rows(results)]
+    errors = [f"- `{name}` failed: {result['error'].splitlines()[-1]}" for name, result in results.items()
+              if isinstance(result, dict) and "error" in result]  # fmt: skip
+    return "\n".join(lines + (["", *errors] if errors else [])) + "\n"
+
+
+def update_readme(table: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    if START_MARKER in text and END_MARKER in text:
+        before, rest = text.split(START_MARKER, 1)
+        after = rest.split(END_MARKER, 1)[1]
+        README.write_text(f"{before}{START_MARKER}\n{table}{END_MARKER}{after}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--only", nargs="*", choices=sorted(MEASUREMENTS), help="run only these")
+    args = parser.parse_args(argv)
+    results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() and args.only else {}
+    for name in args.only or MEASUREMENTS:
+        print(f"measuring {name}...", flush=True)
+        results[name] = run_measurement(*MEASUREMENTS[name])
+        print(json.dumps(results[name], indent=2), flush=True)
+    results["machine"] = machine_description()
+    RESULTS_JSON.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    table = markdown_table(results)
+    RESULTS_MD.write_text("# Benchmark results\n\n" + table)
+    update_readme(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Predict: classify a photo (uploaded or from the camera) or a drawing, and see why the model decided."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+from streamlit_drawable_canvas import st_canvas
+
+from fashion_core import explain
+from fashion_core.charts import probability_bar_chart
+from fashion_core.data import CLASS_NAMES
+from fashion_core.inference import Predictor
+from fashion_core.photo_quality import prediction_warnings
+from fashion_core.preprocess import (
+    PHOTO_TIPS,
+    ImageError,
+    PhotoConversion,
+    drawing_to_fashion_mnist,
+    photo_steps,
+)
+from pages.common import LAST_INPUT_KEY, LoadedModel, as_display_image, current_model
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+DISPLAY_SIZE = 196  # on-screen side of the 28x28 images, in pixels (7 per model pixel)
+THUMBNAIL_SIZE = 64
+CANVAS_SIZE = 280
+DRAWING_TOOLS = {"Brush": "freedraw", "Filled polygon": "polygon", "Line": "line"}
+SEEN_DIGESTS_KEY = "predict_seen_digests"  # {source: digest of its input last shown}: new inputs only update LAST_INPUT_KEY
+
+
+@dataclass(frozen=True)
+class Classified:
+    """One input's result: the model's image and probabilities, with where it came from."""
+
+    name: str
+    image: np.ndarray  # uint8 (28, 28)
+    probabilities: np.ndarray  # float32 (10,)
+    conversion: PhotoConversion | None  # None for drawings
+    digest: str
+
+    @property
+    def top_class(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+    @property
+    def warnings(self) -> list[str]:
+        whole_photo = self.conversion is not None and self.conversion.whole_photo
+        return prediction_warnings(self.probabilities, self.image, whole_photo=whole_photo)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def converted_photo(data: bytes) -> PhotoConversion:
+    """`photo_steps` cached per file content (errors are not cached, and are cheap to find again)."""
+    return photo_steps(data)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _mirror_averaging_predictor(name: str, modified_ns: int, _model) -> Predictor:
+    return Predictor(_model, flip_average=True)
+
+
+def predictor_for(loaded: LoadedModel, flip_average: bool) -> Predictor:
+    """The model's compiled predictor, with or without mirror-image averaging."""
+    if not flip_average:
+        return loaded.predictor
+    return _mirror_averaging_predictor(loaded.name, loaded.entry.model_file.stat().st_mtime_ns, loaded.model)
+
+
+def digest_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def classify_uploads(files: list, predictor: Predictor) -> tuple[list[Classified], dict[str, str]]:
+    """Converts and classifies uploads in one batch; returns the results and `{file name: error}`."""
+    conversions, errors = [], {}
+    for file in files:
+        data = file.getvalue()
+        try:
+            conversions.append((file.name, converted_photo(data), digest_of(data)))
+        except ImageError as error:
+            errors[file.name] = str(error)
+    if not conversions:
+        return [], errors
+    probabilities = predictor.predict(np.stack([conversion.image for _, conversion, _ in conversions]))
+    results = [
+        Classified(name, conversion.image, row, conversion, digest)
+        for (name, conversion, digest), row in zip(conversions, probabilities)
+    ]
+    return results, errors
+
+
+def explanation_heatmap(model, image: np.ndarray, class_index: int) -> tuple[np.ndarray, str]:
+    """Grad-CAM of the predicted class, or saliency for a model without a conv layer."""
+    try:
+        return explain.gradcam(model, image, class_index=class_index), "Grad-CAM"
+    except explain.ExplainError:
+        return explain.saliency(model, image, class_index=class_index), "Saliency (this model has no conv layer)"
+
+
+def remember_input(result: Classified, source: str) -> None:
+    """Hands an input to the Grad-CAM viewer page when it is new for its tab, so the newest input wins."""
+    seen = st.session_state.setdefault(SEEN_DIGESTS_KEY, {})
+    if seen.get(source) == result.digest:
+        return
+    seen[source] = result.digest
+    conversion = result.conversion
+    st.session_state[LAST_INPUT_KEY] = {
+        "name": result.name,
+        "image": result.image,
+        "photo": None if conversion is None else conversion.original,
+        "crop_box": None if conversion is None else conversion.crop_box,
+        "content_box": None if conversion is None else conversion.content_box,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Showing results
+
+
+def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
+    """The model's view, its answer, its doubts, its probabilities and why it decided.
+
+    `key` names the input's tab (`"upload"`, `"camera"` or `"drawing"`) and keys its widgets.
+    """
+    remember_input(result, source=key)
+    seen, answer = st.columns([1, 2])
+    seen.image(as_display_image(result.image, DISPLAY_SIZE), caption="What the model sees (28x28)")
+    with answer:
+        top, confidence = st.columns(2)
+        top.metric("Predicted class", CLASS_NAMES[result.top_class])
+        confidence.metric("Confidence", f"{result.confidence:.1%}")
+        for warning in result.warnings:
+            st.warning(warning, icon=":material/help:")
+        st.plotly_chart(probability_bar_chart(result.probabilities), key=f"{key}_chart")
+    show_explanation(result, loaded)
+    if result.conversion is not None:
+        with st.expander("How the photo became a 28x28 image"):
+            columns = st.columns(len(result.conversion.steps))
+            for column, (name, step) in zip(columns, result.conversion.steps):
+                picture = as_display_image(step, DISPLAY_SIZE) if step.shape[:2] == (28, 28) else step
+                column.image(picture, caption=name)
+
+
+def show_explanation(result: Classified, loaded: LoadedModel) -> None:
+    heatmap, method = explanation_heatmap(loaded.model, result.image, result.top_class)
+    st.markdown(f"**Why {CLASS_NAMES[result.top_class]}?** {method}: red marks what raised the score most.")
+    columns = st.columns(2)
+    columns[0].image(explain.overlay(result.image, heatmap, size=DISPLAY_SIZE), caption="On the model's image")
+    conversion = result.conversion
+    if conversion is not None:
+        on_photo = explain.overlay_on_photo(conversion.original, heatmap, conversion.crop_box, conversion.content_box)
+        columns[1].image(on_photo, caption="On the photo (the model saw only the boxed crop)")
+
+
+def thumbnail_data_uri(photo: np.ndarray) -> str:
+    image = Image.fromarray(photo)
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def results_table(results: list[Classified], errors: dict[str, str]) -> pd.DataFrame:
+    """One row per file: thumbnail, class, confidence and any warning or error."""
+    rows = [
+        {
+            "Photo": thumbnail_data_uri(result.conversion.original),
+            "File": result.name,
+            "Class": CLASS_NAMES[result.top_class],
+            "Confidence": result.confidence,
+            "Note": " ".join(result.warnings),
+        }
+        for result in results
+    ]
+    rows += [{"Photo": None, "File": name, "Class": "", "Confidence": None, "Note": error} for name, error in errors.items()]
+    return pd.DataFrame(rows, columns=["Photo", "File", "Class", "Confidence", "Note"])
+
+
+def results_csv(results: list[Classified], errors: dict[str, str]) -> str:
+    """The table for download: file, class, confidence, the ten probabilities, and any error."""
+    rows = [
+        {
+            "file": result.name,
+            "predicted_class": CLASS_NAMES[result.top_class],
+            "confidence": round(result.confidence, 6),
+            **{f"p_{name}": round(float(p), 6) for name, p in zip(CLASS_NAMES, result.probabilities)},
+            "error": "",
+        }
+        for result in results
+    ]
+    rows += [{"file": name, "error": error} for name, error in errors.items()]
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+def show_table(results: list[Classified], errors: dict[str, str]) -> None:
+    st.dataframe(
+        results_table(results, errors),
+        hide_index=True,
+        key="predict_table",
+        column_config={
+            "Photo": st.column_config.ImageColumn("Photo", width="small"),
+            "Confidence": st.column_config.ProgressColumn("Confidence", min_value=0.0, max_value=1.0, format="percent"),
+        },
+    )
+    st.download_button(
+        "Download as CSV",
+        results_csv(results, errors),
+        file_name="predictions.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="predict_download_csv",
+        on_click="ignore",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The three inputs
+
+
+def upload_tab(loaded: LoadedModel, predictor: Predictor) -> None:
+    files = st.file_uploader(
+        "Photos of clothing items",
+        type=UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key="predict_upload",
+        help="One item per photo. Several files give a table you can download.",
+    )
+    if not files:
+        st.info("Upload one or more photos to classify them.", icon=":material/upload:")
+        return
+    results, errors = classify_uploads(files, predictor)
+    for name, error in errors.items():
+        st.error(f"**{name}**: {error}", icon=":material/broken_image:")
+    if len(files) > 1 and results:
+        show_table(results, errors)
+    if not results:
+        return
+    chosen = results[0]
+    if len(results) > 1:
+        names = [result.name for result in results]
+        index = st.selectbox("Details of", range(len(names)), format_func=names.__getitem__, key="predict_detail_file")
+        chosen = results[index]
+    show_result(chosen, loaded, key="upload")
+
+
+def camera_tab(loaded: LoadedModel, predictor: Predictor) -> None:
+    photo = st.camera_input("Take a photo of one clothing item", key="predict_camera")
+    if photo is None:
+        return
+    data = photo.getvalue()
+    try:
+        conversion = converted_photo(data)
+    except ImageError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return
+    result = Classified("camera photo", conversion.image, predictor.predict_one(conversion.image), conversion, digest_of(data))
+    show_result(result, loaded, key="camera")
+
+
+def draw_tab(loaded: LoadedModel, predictor: Predictor) -> None:
+    st.caption("Draw a garment in white and fill it in, as big as the canvas: dataset images are filled silhouettes.")
+    tool_column, width_column = st.columns(2)
+    tool = tool_column.radio("Tool", list(DRAWING_TOOLS), horizontal=True, key="predict_draw_tool")
+    brush_width = width_column.slider("Brush width", 4, 60, 24, key="predict_brush_width")
+    canvas = st_canvas(
+        fill_color="#FFFFFF",
+        stroke_width=brush_width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS_SIZE,
+        width=CANVAS_SIZE,
+        drawing_mode=DRAWING_TOOLS[tool],
+        return_image_data=True,
+        key="predict_canvas",
+    )
+    pixels = canvas.image_data
+    if pixels is None or not (canvas.json_data or {}).get("objects"):
+        st.info("Draw on the black canvas; the toolbar under it has undo and clear.", icon=":material/draw:")
+        return
+    try:
+        image = drawing_to_fashion_mnist(pixels)
+    except ImageError as error:
+        st.info(str(error), icon=":material/draw:")
+        return
+    digest = digest_of(image.tobytes())
+    show_result(Classified("drawing", image, predictor.predict_one(image), None, digest), loaded, key="drawing")
+
+
+def tips() -> None:
+    with st.expander("What makes a photo work well", icon=":material/lightbulb:"):
+        st.markdown("\n".join(f"- {tip}" for tip in PHOTO_TIPS))
+        st.caption(
+            "The model learnt from 28x28 grey catalog images of single items on white. The app finds the item, "
+            "crops to it and turns it into such an image; the steps are shown under each result."
+        )
+
+
+st.title("Predict")
+st.write(
+    "Upload a photo of a clothing item, take one with the camera, or draw one. The model answers with one of "
+    f"the ten Fashion-MNIST classes ({', '.join(CLASS_NAMES)}) and shows what it looked at."
+)
+tips()
+loaded = current_model()
+if loaded is not None:
+    flip_average = st.toggle(
+        "Average with the mirror image",
+        key="predict_flip_average",
+        help="Classify the image and its mirror image and average the two answers (a little slower).",
+    )
+    predictor = predictor_for(loaded, flip_average)
+    upload, camera, draw = st.tabs(["Upload", "Camera", "Draw"])
+    with upload:
+        upload_tab(loaded, predictor)
+    with camera:
+        camera_tab(loaded, predictor)
+    with draw:
+        draw_tab(loaded, predictor)

@@ -1,0 +1,106 @@
+"""AppTest of the Evaluation page: metrics, confusion matrix, per-class scores, mistakes gallery."""
+
+import numpy as np
+import pytest
+
+from fashion_core import data as data_module
+from fashion_core.data import CLASS_NAMES
+from pages import common
+from tests.explain_page_support import image_urls, navigation_app, plotly_array, plotly_spec
+
+PAGE = "pages/evaluation.py"
+
+
+@pytest.fixture
+def app(monkeypatch):
+    return navigation_app(monkeypatch, PAGE)
+
+
+def confusion_matrix_shown(app) -> np.ndarray:
+    return plotly_array(plotly_spec(app, "evaluation_confusion")["data"][0]["z"])
+
+
+def gallery_captions(app) -> list[str]:
+    return [caption for caption in image_urls(app) if caption.startswith("#")]
+
+
+def test_confusion_matrix_counts_every_test_image_and_matches_the_metrics(app):
+    """Test that the matrix sums to 10000 (1000 a class) and its diagonal gives the accuracy shown."""
+    assert not app.exception
+    matrix = confusion_matrix_shown(app)
+    assert matrix.shape == (10, 10) and matrix.sum() == 10000
+    np.testing.assert_array_equal(matrix.sum(axis=1), np.full(10, 1000))
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Test accuracy"] == f"{np.trace(matrix) / 10000:.2%}"
+    assert metrics["Mistakes"] == f"{10000 - int(np.trace(matrix)):,} of 10,000"
+
+    per_class = app.dataframe[0].value
+    assert list(per_class["Class"]) == list(CLASS_NAMES)
+    np.testing.assert_allclose(per_class["Recall"], np.diag(matrix) / 1000)
+    np.testing.assert_allclose(per_class["Precision"], np.diag(matrix) / matrix.sum(axis=0))
+    off_diagonal = matrix - np.diag(np.diag(matrix))
+    pairs = app.dataframe[1].value
+    true, predicted = np.unravel_index(off_diagonal.argmax(), matrix.shape)
+    assert pairs.iloc[0].tolist()[:3] == [CLASS_NAMES[true], CLASS_NAMES[predicted], off_diagonal.max()]
+
+
+def test_normalised_matrix_has_rows_summing_to_one(app):
+    """Test that the toggle shows each true class's row as shares."""
+    counts = confusion_matrix_shown(app)
+    app.toggle(key="evaluation_normalize").set_value(True).run()
+    assert not app.exception
+    shares = confusion_matrix_shown(app)
+    np.testing.assert_allclose(shares.sum(axis=1), np.ones(10))
+    np.testing.assert_allclose(shares, counts / 1000)
+    assert plotly_spec(app, "evaluation_confusion")["data"][0]["text"][0][0].endswith("%")
+
+
+def test_choosing_a_pair_shows_its_mistakes_with_and_without_gradcam(app):
+    """Test that a chosen pair's gallery holds its mistakes, and the Grad-CAM toggle redraws the thumbnails."""
+    matrix = confusion_matrix_shown(app)
+    off_diagonal = matrix - np.diag(np.diag(matrix))
+    second_pair = divmod(int(np.argsort(-off_diagonal, axis=None, kind="stable")[1]), 10)
+    app.selectbox(key="evaluation_pair").set_value(second_pair).run()
+    assert not app.exception
+    true, predicted = second_pair
+    count = int(matrix[true, predicted])
+    assert app.selectbox(key="evaluation_pair").options[1] == (
+        f"{CLASS_NAMES[true]} predicted as {CLASS_NAMES[predicted]} ({count})"
+    )
+    caption = next(c.value for c in app.caption if "test images of class" in c.value)
+    assert caption.startswith(f"{count} test images of class {CLASS_NAMES[true]} predicted as {CLASS_NAMES[predicted]}")
+    plain = image_urls(app)
+    assert len(gallery_captions(app)) == min(count, 12)
+
+    app.toggle(key="evaluation_gradcam").set_value(True).run()
+    assert not app.exception
+    with_maps = image_urls(app)
+    assert gallery_captions(app) == [caption for caption in plain if caption.startswith("#")]
+    assert all(with_maps[caption] != plain[caption] for caption in gallery_captions(app))
+
+
+def test_open_in_gradcam_switches_to_the_viewer_with_that_image(app):
+    """Test that a thumbnail's button opens that test image in the Grad-CAM viewer."""
+    first = gallery_captions(app)[0]
+    index = int(first.split()[0].lstrip("#"))
+    app.button(key=f"evaluation_open_{index}").click().run()
+    assert not app.exception
+    assert app.title[0].value == "Grad-CAM viewer"
+    assert app.number_input(key="gradcam_index").value == index
+    headline = next(m.value for m in app.markdown if "predicted:" in m.value)
+    assert headline.startswith(f"**Test image {index}** · ") and headline.endswith("✗")
+
+
+def test_missing_dataset_gives_the_message_and_no_exception(monkeypatch, tmp_path):
+    """Test that without Fashion-MNIST the page says how to get it instead of failing."""
+    monkeypatch.setattr(data_module, "DEBIAN_DATASET_DIR", tmp_path / "none")
+    monkeypatch.setattr(data_module, "KERAS_CACHE_DIR", tmp_path / "none")
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
+    common._cached_dataset.clear()
+    try:
+        app = navigation_app(monkeypatch, PAGE)
+        assert not app.exception
+        assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.** Fashion-MNIST was not")
+        assert not app.get("plotly_chart")
+    finally:
+        common._cached_dataset.clear()
