@@ -20,7 +20,10 @@ PAGES = {
         st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
     ],
-    "Train": [],
+    "Train": [
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+    ],
 }
 
 navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages})

@@ -57,6 +57,12 @@ COLORMAPS: dict[str, int] = {
 _IMAGE_SPEC = tf.TensorSpec(shape=(None, *INPUT_SHAPE), dtype=tf.float32)
 _CLASS_SPEC = tf.TensorSpec(shape=(None,), dtype=tf.int32)  # -1 means "the predicted class"
 _PREDICTED = -1
+_FEATURE_MAP_FOLLOWERS = (
+    keras.layers.BatchNormalization,
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+)
 
 # model -> {(method, layer name): traced function}. Weak keys: a model dropped from Streamlit's
 # resource cache is freed with its functions (they hold the model's layers, never the model object).
@@ -173,10 +179,26 @@ def _upsampled_and_normalised(maps: tf.Tensor) -> tf.Tensor:
     return tf.math.divide_no_nan(maps, maxima)
 
 
+def feature_map_layer(model: keras.Model, layer_name: str) -> keras.layers.Layer:
+    """The layer whose output Grad-CAM reads for the conv layer `layer_name`.
+
+    Grad-CAM weighs rectified feature maps (in VGG the ReLU is part of each conv layer). When a conv
+    layer is followed only by batch normalisation and an activation (`conv3b` -> `conv3b_bn` ->
+    `conv3b_relu` in the `cnn` architecture), the maps are read after them; a conv layer with its own
+    activation (`seed_cnn`) is read as it is.
+    """
+    layer = model.get_layer(layer_name)
+    while True:
+        consumers = [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+        if len(consumers) != 1 or not isinstance(consumers[0], _FEATURE_MAP_FOLLOWERS):
+            return layer
+        layer = consumers[0]
+
+
 def _conv_gradients_function(model: keras.Model, layer_name: str, plus_plus: bool) -> Callable:
     inputs = _model_inputs(model)
     score_tensor, to_scores = _score_head(model)
-    feature_model = keras.Model(inputs, [model.get_layer(layer_name).output, score_tensor])
+    feature_model = keras.Model(inputs, [feature_map_layer(model, layer_name).output, score_tensor])
 
     def class_activation_maps(images: tf.Tensor, class_indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
@@ -279,9 +301,9 @@ def gradcam(
 ) -> np.ndarray:
     """Grad-CAM map of one image (Selvaraju et al. 2017).
 
-    The gradients of the class logit with respect to a conv layer's output are averaged over space into
-    one weight per channel; the channels' weighted sum, through a ReLU, is upsampled bilinearly to
-    28x28 and divided by its maximum.
+    The gradients of the class logit with respect to a conv layer's rectified output (after its batch
+    norm and ReLU, see `feature_map_layer`) are averaged over space into one weight per channel; the
+    channels' weighted sum, through a ReLU, is upsampled bilinearly to 28x28 and divided by its maximum.
 
     Args:
         model: a model under the project's contract, Functional or Sequential.

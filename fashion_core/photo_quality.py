@@ -88,7 +88,7 @@ def image_statistics(images: np.ndarray) -> np.ndarray:
         asymmetry and texture (mean absolute difference to the mirror image and between
         neighbours, per unit of coverage).
     """
-    pixels = np.asarray(images, dtype=np.float64).reshape(-1, IMAGE_SIZE, IMAGE_SIZE) / 255.0
+    pixels = np.asarray(images, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE) / np.float32(255.0)
     ink = pixels > INK_LEVEL
     count = np.maximum(ink.sum(axis=(1, 2)), 1)
     coverage = ink.mean(axis=(1, 2))
@@ -100,7 +100,8 @@ def image_statistics(images: np.ndarray) -> np.ndarray:
     per_coverage = np.maximum(coverage, 0.05)
     asymmetry = np.abs(pixels - pixels[:, :, ::-1]).mean(axis=(1, 2)) / per_coverage
     texture = (np.abs(np.diff(pixels, axis=2)).mean(axis=(1, 2)) + np.abs(np.diff(pixels, axis=1)).mean(axis=(1, 2)))
-    return np.stack([coverage, brightness, contrast, edge_brightness, asymmetry, texture / per_coverage], axis=1)
+    statistics = [coverage, brightness, contrast, edge_brightness, asymmetry, texture / per_coverage]
+    return np.stack(statistics, axis=1).astype(np.float64)
 
 
 def reference_from_images(images: np.ndarray, quantile: float = 0.99) -> DatasetReference:

@@ -44,7 +44,7 @@ MIN_BACKGROUND_CLUSTER_SHARE = 0.05  # a ring colour rarer than this is the garm
 BACKGROUND_DISTANCE_THRESHOLD = 2.5  # in units of each background colour's own spread (Lab)
 MAX_BACKGROUND_SHARE_OF_MIDDLE = 0.3  # a ring colour covering more of the frame's middle is the garment's
 GRABCUT_ITERATIONS = 2
-MIN_GARMENT_FRACTION = 0.04  # a mask smaller than this share of the photo is a failed segmentation
+MIN_GARMENT_FRACTION = 0.01  # a mask smaller than this share of the photo is a failed segmentation
 BLANK_RANGE = 16  # an image whose every channel spans fewer grey levels than this shows nothing
 
 SHARPEN_SIGMA = 1.0  # the paper's Gaussian radius and sigma
@@ -123,7 +123,7 @@ def _unreadable_message(data: bytes) -> str:
     kind = _format_from_signature(data)
     if kind in ("SVG", "PDF"):
         return (
-            f"This is a {kind} file, not a photo: it cannot be classified. Export it as a PNG or JPEG image "
+            f"This is {'an' if kind == 'SVG' else 'a'} {kind} file, not a photo: it cannot be classified. Export it as a PNG or JPEG image "
             f"and upload that. Received: format={kind}"
         )
     if kind in ("HEIC", "AVIF"):
@@ -401,11 +401,11 @@ def garment_mask(small_rgb: np.ndarray, alpha: np.ndarray | None = None) -> tupl
     """
     if alpha is not None and MIN_GARMENT_FRACTION <= (alpha > 127).mean() < 1.0:
         return _largest_component_filled(alpha > 127), False
-    smooth = cv2.GaussianBlur(small_rgb, (3, 3), 0)  # JPEG noise and fabric texture are not edges
+    smooth = cv2.GaussianBlur(small_rgb, (3, 3), 0)  # fabric texture and JPEG noise are not the garment's edge
     initial = background_distance(cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)) > BACKGROUND_DISTANCE_THRESHOLD
     if initial.mean() < MIN_GARMENT_FRACTION:
         initial = _centre_prior(initial.shape)
-    mask = _refined_with_grabcut(smooth, initial)
+    mask = _refined_with_grabcut(small_rgb, initial)
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
     mask = _largest_component_filled(mask)
     if mask.mean() < MIN_GARMENT_FRACTION:
@@ -476,8 +476,8 @@ def fit_to_frame(image: np.ndarray, sharpen: bool = True) -> tuple[np.ndarray, t
 
 def _mask_preview(original: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The photo with its background darkened, to show what was taken for the garment."""
-    weight = 0.25 + 0.75 * mask[..., None]
-    return np.rint(original * weight).astype(np.uint8)
+    weight = (0.25 + 0.75 * mask[..., None]).astype(np.float32)
+    return (original * weight).astype(np.uint8)
 
 
 def photo_steps(data: bytes) -> PhotoConversion:

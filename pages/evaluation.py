@@ -40,24 +40,24 @@ def metrics_row(report: EvaluationReport) -> None:
     columns[0].metric("Test accuracy", f"{report.accuracy:.2%}")
     columns[1].metric("Test loss", f"{report.loss:.4f}")
     columns[2].metric("Macro F1", f"{report.f1.mean():.2%}")
-    columns[3].metric("Mistakes", f"{mistakes:,} of {len(report.labels):,}")
+    columns[3].metric(f"Mistakes (of {len(report.labels):,})", f"{mistakes:,}")
 
 
 def per_class_table(report: EvaluationReport) -> pd.DataFrame:
-    """Precision, recall, F1 and support of each class."""
+    """Precision, recall and F1 of each class in percent, and its number of images."""
     return pd.DataFrame(
         {
             "Class": list(CLASS_NAMES),
-            "Precision": report.precision,
-            "Recall": report.recall,
-            "F1": report.f1,
+            "Precision": 100 * report.precision,
+            "Recall": 100 * report.recall,
+            "F1": 100 * report.f1,
             "Images": report.confusion_matrix.sum(axis=1),
         }
     )
 
 
 def confused_pairs_table(report: EvaluationReport, top: int = 10) -> pd.DataFrame:
-    """The most frequent mistakes: true class, predicted class, count and share of the true class."""
+    """The most frequent mistakes: true class, predicted class, count and percent of the true class."""
     support = report.confusion_matrix.sum(axis=1)
     pairs = report.most_confused_pairs(top)
     return pd.DataFrame(
@@ -65,13 +65,13 @@ def confused_pairs_table(report: EvaluationReport, top: int = 10) -> pd.DataFram
             "True class": [CLASS_NAMES[true] for true, _, _ in pairs],
             "Predicted as": [CLASS_NAMES[predicted] for _, predicted, _ in pairs],
             "Images": [count for _, _, count in pairs],
-            "Share of the true class": [count / max(int(support[true]), 1) for true, _, count in pairs],
+            "Share of the true class": [100 * count / max(int(support[true]), 1) for true, _, count in pairs],
         }
     )
 
 
 def draw_tables(report: EvaluationReport) -> None:
-    percent = st.column_config.NumberColumn(format="percent")
+    percent = st.column_config.NumberColumn(format="%.1f%%")
     left, right = st.columns(2)
     left.subheader("Per class")
     left.dataframe(

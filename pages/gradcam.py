@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,11 +158,16 @@ def last_input_ui() -> ChosenImage | None:
         return None
     return ChosenImage(
         np.asarray(last["image"], dtype=np.uint8),
-        f"Your image “{last.get('name', 'upload')}”",
+        f"Your image “{escape_markdown(str(last.get('name', 'upload')))}”",
         photo=last.get("photo"),
         crop_box=last.get("crop_box"),
         content_box=last.get("content_box"),
     )
+
+
+def escape_markdown(text: str) -> str:
+    """User text (a file name) shown literally in Markdown: no emphasis, links or headings."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)
 
 
 def _reset_if_missing(key: str, options: list, default) -> None:

@@ -51,5 +51,6 @@ def plotly_array(value) -> np.ndarray:
         shape = value.get("shape")
         if shape is not None:
             array = array.reshape([int(size) for size in str(shape).split(",")])
-        return array
+        # Plotly packs small integers as int16; widen them so arithmetic on counts cannot overflow.
+        return array.astype(np.int64) if array.dtype.kind in "iu" else array
     return np.asarray(value)

@@ -182,6 +182,21 @@ def test_sequential_model_never_called_works(test_images):
     assert explain.saliency(sequential, test_images[4]).shape == (28, 28)
 
 
+def test_conv_layer_followed_by_batch_norm_and_relu_is_read_after_them(test_images):
+    """Test that Grad-CAM of a conv layer without activation weighs its rectified maps (after BN and ReLU)."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(x)
+    x = layers.BatchNormalization(name="conv_bn")(x)
+    x = layers.Activation("relu", name="conv_relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(10, activation="softmax", name="probabilities")(x))
+    assert explain.feature_map_layer(model, "conv").name == "conv_relu"
+    heatmap = explain.gradcam(model, test_images[5], class_index=6, layer_name="conv")
+    np.testing.assert_allclose(heatmap, reference_gradcam(model, test_images[5], 6, "conv_relu"), atol=1e-5)
+
+
 def test_concurrent_calls_give_the_same_maps(test_images):
     """Test that several threads asking for maps of a fresh model at once all get the right map."""
     model = build_model("seed_cnn", ModelOptions(augment=False))

@@ -2,17 +2,19 @@
 
 import json
 import time
+from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
 
+from fashion_core.charts import training_curves_chart
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.inference import Predictor
 from fashion_core.registry import ModelRegistry
 from fashion_core.training import PRESETS, TrainingConfig
 from fashion_core.training import job as job_module
-from fashion_core.training.job import JobAlreadyRunning, JobManager, JobNotSavable, TrainingJob
+from fashion_core.training.job import JobAlreadyRunning, JobManager, JobNotSavable, TrainingJob, per_batch_values
 from fashion_core.training.throughput import ThroughputLog, estimate_run_seconds
 
 # dense trains a 16-image batch in about a millisecond; 1800 images make 113 steps an epoch.
@@ -226,3 +228,33 @@ def test_run_time_estimate_follows_the_presets_and_learns_from_finished_runs(tmp
     assert faster.num_runs == 1 and faster.speed_factor > 1.5
     assert faster.seconds < 0.65 * modelled.seconds
     assert estimate_run_seconds(config.replace(architecture="cnn"), log).speed_factor == 1.0
+
+
+def test_per_batch_values_undo_keras_running_means_epoch_by_epoch():
+    """Test that each batch's own value is recovered from the epoch's running means."""
+    batch_values = [4.0, 2.0, 6.0, 1.0, 3.0]  # epoch 1: three batches; epoch 2: two so far
+    running_means = [4.0, 3.0, 4.0, 1.0, 2.0]
+    assert per_batch_values(running_means, steps_per_epoch=3) == pytest.approx(batch_values)
+    assert np.isnan(per_batch_values([1.0, float("nan")], steps_per_epoch=3)[1])
+    assert per_batch_values([], steps_per_epoch=3) == ()
+
+
+def test_training_curves_chart_places_batches_and_epochs_on_one_epoch_axis():
+    """Test that the curves chart puts batch k of epoch e at e-1+k/steps and smooths without start-up bias."""
+    snapshot = SimpleNamespace(
+        batch_steps=(1, 2, 3, 4),
+        batch_loss=(2.0, 1.0, 1.0, 1.0),
+        batch_accuracy=(0.5, 0.6, 0.7, 0.8),
+        steps_per_epoch=2,
+        epoch_logs=({"epoch": 1, "val_loss": 0.9, "val_accuracy": 0.7}, {"epoch": 2, "val_loss": 0.8}),
+    )
+    figure = training_curves_chart(snapshot, "loss", smoothing=0.5)
+    raw, smoothed, validation = figure.data
+    assert list(raw.x) == [0.5, 1.0, 1.5, 2.0] and list(raw.y) == [2.0, 1.0, 1.0, 1.0]
+    assert smoothed.y[0] == pytest.approx(2.0)  # bias-corrected: the first value is itself
+    assert smoothed.y[1] == pytest.approx((0.25 * 2.0 + 0.5 * 1.0) / 0.75)
+    assert list(validation.x) == [1, 2] and list(validation.y) == [0.9, 0.8]
+    accuracy = training_curves_chart(snapshot, "accuracy")
+    assert list(accuracy.data[2].y) == [0.7] and accuracy.layout.yaxis.tickformat == ".0%"
+    long = SimpleNamespace(**{**vars(snapshot), "batch_steps": tuple(range(1, 3001)), "batch_loss": (1.0,) * 3000})
+    assert len(training_curves_chart(long, "loss", max_points=1000).data[0].x) == 1000

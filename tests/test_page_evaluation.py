@@ -32,12 +32,12 @@ def test_confusion_matrix_counts_every_test_image_and_matches_the_metrics(app):
     np.testing.assert_array_equal(matrix.sum(axis=1), np.full(10, 1000))
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Test accuracy"] == f"{np.trace(matrix) / 10000:.2%}"
-    assert metrics["Mistakes"] == f"{10000 - int(np.trace(matrix)):,} of 10,000"
+    assert metrics["Mistakes (of 10,000)"] == f"{10000 - int(np.trace(matrix)):,}"
 
     per_class = app.dataframe[0].value
     assert list(per_class["Class"]) == list(CLASS_NAMES)
-    np.testing.assert_allclose(per_class["Recall"], np.diag(matrix) / 1000)
-    np.testing.assert_allclose(per_class["Precision"], np.diag(matrix) / matrix.sum(axis=0))
+    np.testing.assert_allclose(per_class["Recall"], np.diag(matrix) / 10)  # percent
+    np.testing.assert_allclose(per_class["Precision"], 100 * np.diag(matrix) / matrix.sum(axis=0))
     off_diagonal = matrix - np.diag(np.diag(matrix))
     pairs = app.dataframe[1].value
     true, predicted = np.unravel_index(off_diagonal.argmax(), matrix.shape)

@@ -113,7 +113,7 @@ def test_last_upload_with_its_photo(app, fashion_data):
     assert "Classify a photo or a drawing on the Predict page first" in app.info[0].value
     photo = np.full((120, 90, 3), 200, dtype=np.uint8)
     app.session_state[LAST_INPUT_KEY] = {
-        "name": "shirt.jpg",
+        "name": "my *shirt*.jpg",
         "image": fashion_data.test_images[7],
         "photo": photo,
         "crop_box": (10, 20, 80, 110),
@@ -121,7 +121,8 @@ def test_last_upload_with_its_photo(app, fashion_data):
     }
     app.run()
     assert not app.exception
-    assert headline(app).startswith("**Your image “shirt.jpg”** · predicted: ")
+    # The file name is shown literally: its asterisks are escaped, not turned into emphasis.
+    assert headline(app).startswith("**Your image “my \\*shirt\\*\\.jpg”** · predicted: ")
     assert "On your photo (the crop the model saw)" in image_urls(app)
     assert "True class" not in app.selectbox(key="gradcam_target").options
 

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.helpers import REPO_ROOT, ConsoleErrors, open_page, save_screenshot, streamlit_server
+from tests.e2e.helpers import (
+    FIRST_RUN_TIMEOUT_MS,
+    REPO_ROOT,
+    ConsoleErrors,
+    open_page,
+    save_screenshot,
+    streamlit_server,
+)
 
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts" / "e2e"
 CHROMIUM = "/usr/bin/chromium"  # Debian's; `playwright install` would need the internet
@@ -53,7 +60,7 @@ def app_url(browser, user_models_dir, tmp_path_factory):
     with streamlit_server(user_models_dir, log_path) as base_url:
         context = browser.new_context()
         try:
-            open_page(context.new_page(), base_url)
+            open_page(context.new_page(), base_url, timeout=FIRST_RUN_TIMEOUT_MS)
         finally:
             context.close()
         yield base_url

@@ -3,7 +3,15 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import exceptions, main_area, open_page, selector, sidebar, streamlit_server
+from tests.e2e.helpers import (
+    FIRST_RUN_TIMEOUT_MS,
+    exceptions,
+    main_area,
+    open_page,
+    selector,
+    sidebar,
+    streamlit_server,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +31,7 @@ def fresh_url(tmp_path):
 )
 def test_a_deep_link_on_a_fresh_server_opens_the_page_in_the_app(fresh_url, page):
     """Test that the first visit of a fresh server, by a link to the Dataset page, shows the app's navigation."""
-    open_page(page, fresh_url, "dataset")
+    open_page(page, fresh_url, "dataset", timeout=FIRST_RUN_TIMEOUT_MS)
     expect(main_area(page).locator("h1").first).to_have_text("Dataset")
     links = sidebar(page).locator(selector("stSidebarNavLink"))
     expect(links.filter(has_text="Home")).to_have_count(1, timeout=5_000)  # drawn by the run that just ended

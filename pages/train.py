@@ -1,0 +1,317 @@
+"""Train: hyperparameters on sliders, a background run with live curves, Stop, and Save to the registry.
+
+The run is a `TrainingJob` held by a process-wide `JobManager` (`st.cache_resource`): it keeps going
+while people navigate or reload, everyone who opens the page sees it, and one runs at a time. The
+live panel is a fragment that reruns every second and only reads the job's snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from fashion_core.charts import confusion_matrix_heatmap, per_class_accuracy_chart, training_curves_chart
+from fashion_core.data import CLASS_NAMES, FashionMNIST
+from fashion_core.models import ARCHITECTURE_DESCRIPTIONS, ARCHITECTURES
+from fashion_core.registry import RegistryError
+from fashion_core.training import PRESETS, TrainingConfig
+from fashion_core.training.config import FIELD_BOUNDS, OPTIMIZERS, SCHEDULES
+from fashion_core.training.job import FAILED, STOPPED, JobAlreadyRunning, JobManager, JobNotSavable, TrainingJob
+from fashion_core.training.throughput import RunTimeEstimate, ThroughputLog, estimate_run_seconds
+from pages.common import dataset_or_message, registry, request_model
+
+PRESET_KEY = "train_preset"
+FORM_VALUES_KEY = "train_form_values"  # the form's last values: widget state is dropped when the page is left
+SAVE_NAME_KEY = "train_save_name"
+SAVE_NAME_JOB_KEY = "train_save_name_job"  # the job whose default name the name box holds
+FIELD_KEY_PREFIX = "train_"  # + a TrainingConfig field name: that field's widget
+PREDICT_PAGE = "pages/predict.py"
+
+BATCH_SIZES = [2**power for power in range(3, 11)]  # 8 ... 1024
+LEARNING_RATES = [round(m * 10.0**e, 6) for e in range(-5, 0) for m in (1, 2, 3, 5)] + [1.0]  # log-spaced 1e-5 ... 1
+SUBSET_STEP = 500
+SCHEDULE_LABELS = {"none": "constant", "cosine": "cosine decay (one warm-up epoch)", "plateau": "reduce on plateau"}
+OPTIMIZER_LABELS = {"adam": "Adam", "sgd": "SGD with Nesterov momentum", "rmsprop": "RMSprop"}
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager() -> JobManager:
+    """The one job manager of this server process, shared by every session."""
+    return JobManager(throughput_log=ThroughputLog())
+
+
+def field_key(name: str) -> str:
+    return FIELD_KEY_PREFIX + name
+
+
+def nearest(options: list[float], value: float, log_scale: bool = False) -> float:
+    """The option closest to `value` (in log space if asked), so any preset value fits a select slider."""
+    distance = (lambda option: abs(math.log(option / value))) if log_scale else (lambda option: abs(option - value))
+    return min(options, key=distance)
+
+
+def form_values(config: TrainingConfig) -> dict:
+    """A config's values as the form's widgets hold them (snapped to the sliders' options)."""
+    values = config.to_dict()
+    values["batch_size"] = nearest(BATCH_SIZES, config.batch_size, log_scale=True)
+    values["learning_rate"] = nearest(LEARNING_RATES, config.learning_rate, log_scale=True)
+    values["subset_size"] = max(SUBSET_STEP, round(config.subset_size / SUBSET_STEP) * SUBSET_STEP)
+    return values
+
+
+def fill_form(values: dict) -> None:
+    for name, value in values.items():
+        st.session_state[field_key(name)] = value
+
+
+def apply_preset() -> None:
+    """`on_change` of the preset box: fills every field with the preset's values."""
+    fill_form(form_values(PRESETS[st.session_state[PRESET_KEY]]))
+
+
+def restore_form() -> None:
+    """Puts back the form as it was when the page was last shown (or the Quick preset the first time)."""
+    saved = st.session_state.get(FORM_VALUES_KEY) or {"preset": "Quick", **form_values(PRESETS["Quick"])}
+    if PRESET_KEY not in st.session_state:
+        st.session_state[PRESET_KEY] = saved["preset"]
+    for name, value in saved.items():
+        if name != "preset" and field_key(name) not in st.session_state:
+            st.session_state[field_key(name)] = value
+
+
+def hyperparameter_widgets() -> dict:
+    """Draws one widget per `TrainingConfig` field and returns their values by field name."""
+    st.selectbox(
+        "Preset", list(PRESETS), key=PRESET_KEY, on_change=apply_preset,
+        help="Quick: about a minute. Standard: the CNN for a few epochs. Best: the shipped model's recipe. "
+        "A preset fills the fields; change any of them afterwards.",
+    )  # fmt: skip
+    model_column, optimizer_column, data_column = st.columns(3)
+    with model_column:
+        st.markdown("**Model**")
+        st.selectbox(
+            "Architecture", list(ARCHITECTURES), key=field_key("architecture"),
+            format_func=lambda name: f"{name}: {ARCHITECTURE_DESCRIPTIONS[name].split(':')[0]}",
+        )  # fmt: skip
+        st.slider("Dropout", 0.0, FIELD_BOUNDS["dropout"].high, step=0.05, key=field_key("dropout"))
+        st.checkbox("Augment (shifts, zoom, rotation, flips, erasing)", key=field_key("augment"))
+        st.slider(
+            "Augmentation strength", 0.0, 1.0, step=0.05, key=field_key("augment_strength"),
+            disabled=not st.session_state[field_key("augment")],
+        )  # fmt: skip
+    with optimizer_column:
+        st.markdown("**Optimisation**")
+        st.slider("Epochs", 1, 100, key=field_key("epochs"))
+        st.select_slider("Batch size", BATCH_SIZES, key=field_key("batch_size"))
+        st.select_slider(
+            "Learning rate (log scale)", LEARNING_RATES, key=field_key("learning_rate"), format_func=lambda v: f"{v:g}"
+        )
+        st.selectbox("Optimizer", OPTIMIZERS, key=field_key("optimizer"), format_func=OPTIMIZER_LABELS.get)
+        st.selectbox("Learning-rate schedule", SCHEDULES, key=field_key("schedule"), format_func=SCHEDULE_LABELS.get)
+        st.slider(
+            "Label smoothing", 0.0, FIELD_BOUNDS["label_smoothing"].high, step=0.01, key=field_key("label_smoothing")
+        )
+    with data_column:
+        st.markdown("**Data**")
+        st.slider(
+            "Training images (stratified subset)", SUBSET_STEP, 60000, step=SUBSET_STEP, key=field_key("subset_size")
+        )
+        st.slider(
+            "Validation fraction", FIELD_BOUNDS["validation_fraction"].low, FIELD_BOUNDS["validation_fraction"].high,
+            step=0.01, key=field_key("validation_fraction"),
+            help="Held out from the training images to choose the best epoch; the test set is never used to choose.",
+        )  # fmt: skip
+        st.slider("Early-stopping patience (0: off)", 0, 20, key=field_key("patience"))
+        st.number_input("Seed", 0, int(FIELD_BOUNDS["seed"].high), step=1, key=field_key("seed"))
+    values = {name: st.session_state[field_key(name)] for name in form_values(TrainingConfig())}
+    st.session_state[FORM_VALUES_KEY] = {"preset": st.session_state[PRESET_KEY], **values}
+    return values
+
+
+def format_duration(seconds: float | None) -> str:
+    """`45 s`, `3 min 20 s` or `1 h 05 min`."""
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    seconds = max(round(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def estimate_caption(config: TrainingConfig, estimate: RunTimeEstimate) -> str:
+    source = (
+        f"learnt from {estimate.num_runs} finished {config.architecture} run{'s' * (estimate.num_runs > 1)} here"
+        if estimate.num_runs
+        else "measured on a 2-core server"
+    )
+    return (
+        f"{config.subset_size:,} images x {config.epochs} epoch{'s' * (config.epochs > 1)} at about "
+        f"{estimate.images_per_second:,.0f} images/s ({source}), plus the test-set evaluation."
+    )
+
+
+def start_panel(manager: JobManager, values: dict, data: FashionMNIST | None) -> None:
+    """The run time estimate and Start; a second start while a job runs says so instead."""
+    try:
+        config = TrainingConfig(**values)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    estimate = estimate_run_seconds(config, manager.throughput_log)
+    estimate_column, start_column = st.columns([3, 1], vertical_alignment="center")
+    estimate_column.metric("Estimated run time", format_duration(estimate.seconds))
+    estimate_column.caption(estimate_caption(config, estimate))
+    clicked = start_column.button(
+        "Start training", key="train_start", type="primary", icon=":material/play_arrow:", disabled=data is None
+    )
+    if clicked:
+        try:
+            manager.start(config, data=data)
+        except JobAlreadyRunning as error:
+            st.warning(str(error), icon=":material/hourglass_top:")
+
+
+def progress_text(snapshot) -> str:
+    if snapshot.status == "stopping":
+        return "Stopping after the current batch, then keeping the best epoch and evaluating on the test set..."
+    if snapshot.phase == "preparing":
+        return "Preparing the data and building the model..."
+    if snapshot.phase == "evaluating":
+        return "Training ended: evaluating the best epoch's weights on the 10000 test images..."
+    return (
+        f"Epoch {snapshot.epoch} of {snapshot.epochs}, batch {snapshot.batch} of {snapshot.steps_per_epoch} · "
+        f"{snapshot.images_per_second:,.0f} images/s · about {format_duration(snapshot.eta_seconds)} left"
+    )
+
+
+def last_validation_accuracy(snapshot) -> str:
+    values = [log["val_accuracy"] for log in snapshot.epoch_logs if "val_accuracy" in log]
+    return f"{values[-1]:.2%}" if values else "after epoch 1"
+
+
+def job_header(snapshot) -> None:
+    config = snapshot.config
+    st.subheader(f"Run `{snapshot.job_id}`: {config.architecture}, {config.epochs} epochs")
+    st.caption(f"Started {snapshot.started_at} (UTC) · {', '.join(f'{k}={v}' for k, v in config.to_dict().items())}")
+
+
+def training_curves(snapshot, key_prefix: str) -> None:
+    loss_column, accuracy_column = st.columns(2)
+    loss_column.plotly_chart(training_curves_chart(snapshot, "loss"), key=f"{key_prefix}_loss")
+    accuracy_column.plotly_chart(training_curves_chart(snapshot, "accuracy"), key=f"{key_prefix}_accuracy")
+
+
+@st.fragment(run_every=1.0)
+def live_job_panel(job: TrainingJob) -> None:
+    """Progress, Stop and live curves of a running job, redrawn every second from its snapshot."""
+    snapshot = job.snapshot()
+    if snapshot.is_finished:
+        st.rerun()  # the whole page, to show the results and Save
+    job_header(snapshot)
+    status_column, elapsed_column, rate_column, validation_column, stop_column = st.columns(5)
+    status_column.metric("Status", snapshot.status)
+    elapsed_column.metric("Elapsed", format_duration(snapshot.elapsed_seconds))
+    rate_column.metric("Learning rate", f"{snapshot.learning_rate:.2e}" if np.isfinite(snapshot.learning_rate) else "-")
+    validation_column.metric("Validation accuracy", last_validation_accuracy(snapshot))
+    stop_column.button(
+        "Stop", key="train_stop", on_click=job.stop, icon=":material/stop_circle:",
+        disabled=snapshot.status == "stopping",
+        help="Ends the run after the current batch; the best epoch's weights are kept and can be saved.",
+    )  # fmt: skip
+    st.progress(snapshot.progress, text=progress_text(snapshot))
+    if snapshot.steps_done:
+        training_curves(snapshot, "train_live")
+
+
+def finished_job_panel(job: TrainingJob) -> None:
+    """A finished job: why it failed, or its test results and Save."""
+    snapshot = job.snapshot()
+    job_header(snapshot)
+    if snapshot.status == FAILED:
+        st.error(f"**The run failed after {snapshot.steps_done} steps.** {snapshot.error}", icon=":material/error:")
+        if snapshot.steps_done:
+            training_curves(snapshot, "train_failed")
+        return
+    result = job.result
+    best = f"epoch {result.best_epoch}" if result.best_epoch else "the last weights (no epoch was validated)"
+    if snapshot.status == STOPPED:
+        st.info(
+            f"Stopped on request after {result.epochs_run} epoch(s); the model keeps {best}.",
+            icon=":material/stop_circle:",
+        )
+    else:
+        st.success(f"Finished {result.epochs_run} epoch(s); the model keeps {best}.", icon=":material/check_circle:")
+    columns = st.columns(4)
+    columns[0].metric("Test accuracy", f"{result.evaluation.accuracy:.2%}")
+    columns[1].metric("Test loss", f"{result.evaluation.loss:.4f}")
+    columns[2].metric("Epochs", f"{result.epochs_run} of {result.config.epochs}")
+    columns[3].metric("Training time", format_duration(result.training_seconds))
+    training_curves(snapshot, "train_final")
+    matrix_column, per_class_column = st.columns([3, 2])
+    with matrix_column:
+        st.markdown("**Confusion matrix** (test set)")
+        st.plotly_chart(confusion_matrix_heatmap(result.evaluation.confusion_matrix), key="train_confusion")
+    per_class = dict(zip(CLASS_NAMES, result.evaluation.per_class_accuracy))
+    per_class_column.plotly_chart(per_class_accuracy_chart(per_class), key="train_per_class")
+    save_panel(job)
+
+
+def save_panel(job: TrainingJob) -> None:
+    """Save under a name, then Use this model for predictions."""
+    st.subheader("Save this model")
+    if st.session_state.get(SAVE_NAME_JOB_KEY) != job.job_id:
+        st.session_state[SAVE_NAME_JOB_KEY] = job.job_id
+        st.session_state[SAVE_NAME_KEY] = f"{job.config.architecture}-{job.job_id}"
+    name_column, save_column = st.columns([3, 1], vertical_alignment="bottom")
+    name = name_column.text_input(
+        "Model name", key=SAVE_NAME_KEY, max_chars=64,
+        help="Letters, digits, '-' and '_'. The shipped 'default' cannot be overwritten.",
+    )  # fmt: skip
+    if save_column.button("Save to the registry", key="train_save", icon=":material/save:"):
+        try:
+            job.save(registry(), name.strip())
+        except (RegistryError, JobNotSavable) as error:
+            st.error(str(error), icon=":material/error:")
+    saved_as = job.snapshot().saved_as
+    if saved_as:
+        st.success(f"Saved as {', '.join(f'`{saved}`' for saved in saved_as)}. It is listed on the Models page.")
+        if st.button(f"Use `{saved_as[-1]}` for predictions", key="train_use_model", icon=":material/arrow_forward:"):
+            use_for_predictions(saved_as[-1])
+
+
+def use_for_predictions(name: str) -> None:
+    """Makes `name` the app's model and opens the prediction page (or reruns where there is none)."""
+    request_model(name)
+    try:
+        st.switch_page(PREDICT_PAGE)
+    except StreamlitAPIException:  # the page is not in this app's navigation
+        st.rerun()
+
+
+def job_section(manager: JobManager) -> None:
+    job = manager.current()
+    if job is None:
+        st.info("No model has been trained on this server since it started. Choose the settings above and Start.")
+    elif job.snapshot().is_active:
+        live_job_panel(job)
+    else:
+        finished_job_panel(job)
+
+
+st.title("Train a model")
+st.write(
+    "Choose the hyperparameters and start a run: it trains in the background on the server (one run at a time, "
+    "shared by everyone), so you can leave this page and come back. Stop keeps the best epoch so far."
+)
+manager = job_manager()
+data = dataset_or_message()
+restore_form()
+with st.container(border=True):
+    values = hyperparameter_widgets()
+    start_panel(manager, values, data)
+job_section(manager)

@@ -1,0 +1,119 @@
+"""Browser tests of the prediction page: upload, broken upload, drawing and the camera input."""
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from fashion_core.data import CLASS_NAMES
+from fashion_core.preprocess import ImageError, photo_steps
+from tests.e2e.helpers import (
+    alerts,
+    exceptions,
+    keyed,
+    main_area,
+    metric_value,
+    open_page,
+    plotly_trace_values,
+    selector,
+    upload_files,
+    wait_for_app_run,
+)
+from tests.e2e.photos import dev_photo
+
+pytestmark = pytest.mark.e2e
+
+ANY_CLASS = re.compile("^(" + "|".join(re.escape(name) for name in CLASS_NAMES) + ")$")
+
+
+def truncated_png() -> bytes:
+    """The first 200 bytes of a real PNG: what an interrupted download leaves."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()[:200]
+
+
+def expect_prediction(page, chart_key: str) -> str:
+    """Checks a result's class and its ten-bar probability chart agree; returns the class."""
+    main = main_area(page)
+    predicted = metric_value(main, "Predicted class")
+    expect(predicted).to_have_text(ANY_CLASS, timeout=60_000)
+    chart = keyed(main, chart_key)
+    expect(chart.locator(".js-plotly-plot")).to_be_visible()
+    (probabilities,) = plotly_trace_values(chart, "x")
+    (classes,) = plotly_trace_values(chart, "y")
+    assert sorted(classes) == sorted(CLASS_NAMES)
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
+    top_class = classes[int(np.argmax(probabilities))]
+    expect(predicted).to_have_text(top_class)
+    expect(metric_value(main, "Confidence")).to_have_text(f"{max(probabilities):.1%}")
+    return top_class
+
+
+def test_an_uploaded_photo_gets_a_class_and_a_probability_chart(page, app_url):
+    """Test that uploading a real photo shows the predicted class, its confidence and all ten probabilities."""
+    open_page(page, app_url, "predict")
+    upload_files(page, main_area(page).locator(selector("stFileUploader")), dev_photo("trouser"))
+    expect_prediction(page, "upload_chart")
+    expect(main_area(page).get_by_text("What the model sees (28x28)")).to_be_visible()
+    expect(exceptions(page)).to_have_count(0)
+
+
+def test_a_broken_upload_gives_its_message_and_the_page_keeps_working(page, app_url):
+    """Test that a truncated PNG shows why it cannot be read, and a good photo uploaded next is classified."""
+    broken = truncated_png()
+    with pytest.raises(ImageError) as raised:
+        photo_steps(broken)
+    explanation = str(raised.value).split(" Received:")[0]
+
+    open_page(page, app_url, "predict")
+    uploader = main_area(page).locator(selector("stFileUploader"))
+    upload_files(page, uploader, {"name": "broken.png", "mimeType": "image/png", "buffer": broken})
+    message = alerts(page, "error")
+    expect(message).to_have_count(1)
+    expect(message).to_contain_text(f"broken.png: {explanation}")
+    expect(exceptions(page)).to_have_count(0)
+
+    upload_files(page, uploader, dev_photo("coat"))
+    expect_prediction(page, "upload_chart")
+    expect(alerts(page, "error")).to_contain_text("broken.png")  # still listed, next to the good photo's result
+    expect(exceptions(page)).to_have_count(0)
+
+
+def draw_a_shirt(page, canvas) -> None:
+    """Fills a T-shirt silhouette with horizontal brush strokes (sleeves, then the body)."""
+    box = canvas.bounding_box()
+    left, top, size = box["x"], box["y"], box["width"]
+    rows = [(0.15, 0.1, 0.9), (0.25, 0.1, 0.9), (0.35, 0.25, 0.75), (0.45, 0.25, 0.75)]
+    rows += [(0.55, 0.25, 0.75), (0.65, 0.25, 0.75), (0.75, 0.25, 0.75), (0.85, 0.25, 0.75)]
+    for height, start, end in rows:
+        page.mouse.move(left + start * size, top + height * size)
+        page.mouse.down()
+        page.mouse.move(left + end * size, top + height * size, steps=12)
+        page.mouse.up()
+
+
+def test_a_drawing_gets_a_prediction(page, app_url):
+    """Test that brush strokes on the canvas give a class and a probability chart."""
+    open_page(page, app_url, "predict")
+    main_area(page).get_by_role("tab", name="Draw").click()
+    canvas = main_area(page).locator("canvas.upper-canvas")
+    expect(canvas).to_be_visible()
+    expect(main_area(page).get_by_text("Draw on the black canvas", exact=False)).to_be_visible()
+    draw_a_shirt(page, canvas)
+    wait_for_app_run(page)
+    expect_prediction(page, "drawing_chart")
+    expect(exceptions(page)).to_have_count(0)
+
+
+def test_the_camera_input_is_there(page, app_url):
+    """Test that the Camera tab offers Streamlit's camera input (no camera is used)."""
+    open_page(page, app_url, "predict")
+    main_area(page).get_by_role("tab", name="Camera").click()
+    camera = main_area(page).locator(selector("stCameraInput"))
+    expect(camera).to_be_visible()
+    expect(camera).to_contain_text("Take a photo of one clothing item")
+    expect(exceptions(page)).to_have_count(0)

@@ -1,0 +1,52 @@
+"""Rules the design fixes: the library never imports Streamlit, pages never render raw HTML."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+LIBRARY_MODULES = sorted(
+    ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
+    for path in (REPO_ROOT / "fashion_core").rglob("*.py")
+    if path.name != "__main__.py"
+)
+APP_FILES = [REPO_ROOT / "streamlit_app.py", *sorted((REPO_ROOT / "pages").glob("*.py"))]
+
+
+def test_importing_every_library_module_never_imports_streamlit():
+    script = (
+        "import importlib, sys\n"
+        f"for name in {LIBRARY_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print('streamlit' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def _unsafe_html_calls(path: Path) -> list[int]:
+    """Line numbers of calls that pass `unsafe_allow_html=True`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for keyword in node.keywords
+        if keyword.arg == "unsafe_allow_html"
+        and not (isinstance(keyword.value, ast.Constant) and not keyword.value.value)
+    ]
+
+
+def test_no_page_renders_html_unsafely():
+    offenders = {str(path.relative_to(REPO_ROOT)): lines for path in APP_FILES if (lines := _unsafe_html_calls(path))}
+    assert offenders == {}
+
+
+def test_every_page_file_is_in_the_navigation():
+    entry = (REPO_ROOT / "streamlit_app.py").read_text(encoding="utf-8")
+    pages = [path for path in APP_FILES[1:] if path.name != "common.py"]
+    missing = [path.name for path in pages if f'"pages/{path.name}"' not in entry]
+    assert missing == []

@@ -1,0 +1,135 @@
+"""AppTest of the Train page: presets, a background run with live curves, Stop, Save and Use."""
+
+import base64
+import re
+import time
+
+import numpy as np
+import pytest
+
+from fashion_core.registry import ModelRegistry
+from tests.training_page_support import navigation_app, plotly_spec, rerun_until
+
+PAGE = "pages/train.py"
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "user_models"
+    monkeypatch.setenv("FASHION_STUDIO_MODELS_DIR", str(folder))
+    return folder
+
+
+def plotly_values(value) -> np.ndarray:
+    """A Plotly spec's array: a plain list, or Plotly's typed array `{dtype, bdata}`."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value, dtype=float)
+
+
+def live_loss_points(app) -> int:
+    """How many per-batch points the live loss chart holds (0 when it is not drawn yet)."""
+    charts = [element for element in app.get("plotly_chart") if element.proto.id.endswith("train_live_loss")]
+    if not charts:
+        return 0
+    return len(plotly_values(plotly_spec(app, "train_live_loss")["data"][0]["x"]))
+
+
+def caption_starting(app, prefix: str) -> str:
+    captions = [caption.value for caption in app.caption if caption.value.startswith(prefix)]
+    assert len(captions) == 1, f"expected one caption starting {prefix!r}, found {captions}"
+    return captions[0]
+
+
+def metrics(app) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def test_presets_fill_the_form_and_the_estimate_follows_it(monkeypatch, models_dir):
+    """Test that a preset sets every field and that the run time estimate follows the chosen values."""
+    app = navigation_app(monkeypatch, PAGE)
+    assert not app.exception
+    app.selectbox(key="train_preset").set_value("Standard").run()
+    assert app.selectbox(key="train_architecture").value == "cnn"
+    assert app.slider(key="train_epochs").value == 8
+    assert app.select_slider(key="train_learning_rate").value == pytest.approx(3e-3)
+    assert app.checkbox(key="train_augment").value is True
+    assert app.slider(key="train_augment_strength").value == pytest.approx(0.3)
+    caption_starting(app, "60,000 images x 8 epochs at about")
+
+    app.selectbox(key="train_preset").set_value("Quick").run()
+    values = {key: app.slider(key=key).value for key in ("train_epochs", "train_subset_size", "train_dropout")}
+    assert values == {"train_epochs": 2, "train_subset_size": 60000, "train_dropout": pytest.approx(0.2)}
+    assert app.select_slider(key="train_batch_size").value == 64
+    assert app.selectbox(key="train_architecture").value == "seed_cnn"
+    assert app.checkbox(key="train_augment").value is False
+    quick_minutes = metrics(app)["Estimated run time"]
+    assert re.fullmatch(r"\d+ s|1 min \d\d s", quick_minutes), quick_minutes  # "Quick: about one minute"
+
+    app.slider(key="train_epochs").set_value(4).run()
+    caption_starting(app, "60,000 images x 4 epochs at about")
+    assert metrics(app)["Estimated run time"] != quick_minutes
+
+
+def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(monkeypatch, models_dir):
+    """Test the whole journey: start, live curves that grow, a refused second start, Stop, Save, Use."""
+    app = navigation_app(monkeypatch, PAGE)
+    app.selectbox(key="train_preset").set_value("Quick").run()
+    app.slider(key="train_epochs").set_value(1)
+    app.slider(key="train_subset_size").set_value(20000)
+    app.select_slider(key="train_batch_size").set_value(8)  # 2375 small steps: slow enough to watch
+    app.run()
+    app.button(key="train_start").click().run()
+    assert not app.exception
+
+    first = rerun_until(app, live_loss_points)
+    assert app.button(key="train_stop").disabled is False
+    assert app.get("progress")[0].proto.text.startswith("Epoch 1 of 1, batch ")
+    app.button(key="train_start").click().run()  # a second start while the first runs
+    assert app.warning[0].value.startswith("A training job is already running (job ")
+    assert "seed_cnn, 1 epochs" in app.warning[0].value
+    time.sleep(1.0)
+    later = rerun_until(app, lambda app: (points := live_loss_points(app)) > first and points)
+    assert later > first
+    accuracy = plotly_spec(app, "train_live_accuracy")
+    assert [trace["name"] for trace in accuracy["data"]] == [
+        "training, per batch",
+        "training, smoothed",
+        "validation, per epoch",
+    ]
+
+    app.button(key="train_stop").click().run()
+    rerun_until(app, lambda app: "Test accuracy" in metrics(app))
+    assert [info.value for info in app.info] == ["Stopped on request after 1 epoch(s); the model keeps epoch 1."]
+    assert metrics(app)["Epochs"] == "1 of 1"
+    shown_accuracy = metrics(app)["Test accuracy"]
+    confusion = plotly_values(plotly_spec(app, "train_confusion")["data"][0]["z"])
+    assert confusion.sum() == 10000 and f"{np.trace(confusion.reshape(10, 10)) / 10000:.2%}" == shown_accuracy
+    assert re.fullmatch(r"seed_cnn-[0-9a-f]{8}", app.text_input(key="train_save_name").value)
+
+    app.text_input(key="train_save_name").set_value("my model!")
+    app.button(key="train_save").click().run()
+    assert app.error[0].value.startswith("A model name is 1 to 64 letters, digits, '-' or '_'")
+    app.text_input(key="train_save_name").set_value("default")
+    app.button(key="train_save").click().run()
+    assert app.error[0].value == "'default' is the shipped model and cannot be overwritten; choose another name."
+    assert not models_dir.exists() or not any(models_dir.iterdir())  # nothing saved by the refused attempts
+
+    app.text_input(key="train_save_name").set_value("quick-test")
+    app.button(key="train_save").click().run()
+    assert not app.exception and not app.error
+    assert app.success[-1].value == "Saved as `quick-test`. It is listed on the Models page."
+    saved = ModelRegistry().entry("quick-test")
+    assert saved.readable and f"{saved.metadata['test_accuracy']:.2%}" == shown_accuracy
+    assert saved.metadata["stopped_by_request"] is True and saved.metadata["config"]["batch_size"] == 8
+
+    app.run()
+    assert "quick-test" in app.sidebar.selectbox(key="model_name").options
+    app.button(key="train_use_model").click().run()
+    assert app.sidebar.selectbox(key="model_name").value == "quick-test"
+
+    app.switch_page("pages/models.py").run()
+    assert not app.exception
+    table = app.dataframe[0].value.set_index("Name")
+    assert table.loc["quick-test", ["Kind", "Architecture", "Epochs"]].tolist() == ["user", "seed_cnn", 1]
+    assert f"{table.loc['quick-test', 'Test accuracy']:.2%}" == shown_accuracy
