@@ -128,7 +128,8 @@ def class_count_chart(counts: Sequence[int], highlighted: Sequence[int] = (), ti
             hovertemplate="%{x}: %{y:,} images<extra></extra>",
         )
     )
-    figure.update_layout(title=title or "Images per class", yaxis={"range": [0, counts.max() * 1.15 if counts.size else 1]})
+    top = counts.max() * 1.15 if counts.size else 1  # room for the labels above the bars
+    figure.update_layout(title=title or "Images per class", yaxis={"range": [0, top]})
     return _compact(figure, 320)
 
 
@@ -197,57 +198,62 @@ def exponential_moving_average(values: Sequence[float], smoothing: float = 0.9) 
         values: the raw series.
         smoothing: 0..1, the weight of the past. Defaults to 0.9.
     """
+    import pandas as pd  # here rather than at the top: the functions above do not need it
+
     values = np.asarray(values, dtype=np.float64)
-    smoothed = np.full(values.shape, np.nan)
-    average, weight = 0.0, 0.0
-    for index, value in enumerate(values):
-        if not np.isfinite(value):
-            continue
-        average = smoothing * average + (1 - smoothing) * value
-        weight = smoothing * weight + (1 - smoothing)
-        smoothed[index] = average / weight
-    return smoothed
+    finite = np.isfinite(values)
+    # adjust=True divides by the sum of the weights, which is exactly the start-up bias correction.
+    smoothed = pd.Series(np.where(finite, values, np.nan)).ewm(alpha=1 - smoothing, adjust=True, ignore_na=True)
+    return np.where(finite, smoothed.mean().to_numpy(), np.nan)
 
 
-def _thin_out(num_points: int, max_points: int) -> slice:
-    """Every k-th index, so that at most about `max_points` are drawn (the browser stays light)."""
-    return slice(None, None, max(1, -(-num_points // max_points)))
+def _bin_means(values: np.ndarray, size: int) -> np.ndarray:
+    """Means of consecutive runs of `size` values (the last run may be shorter), ignoring NaNs."""
+    padded = np.full(-(-len(values) // size) * size, np.nan)
+    padded[: len(values)] = values
+    bins = padded.reshape(-1, size)
+    counts = np.isfinite(bins).sum(axis=1)
+    sums = np.where(np.isfinite(bins), bins, 0.0).sum(axis=1)
+    return np.divide(sums, counts, out=np.full(len(bins), np.nan), where=counts > 0)
 
 
 def training_curves_chart(snapshot, metric: str = "loss", smoothing: float = 0.9, max_points: int = 1500) -> go.Figure:
     """A run's training curve per batch (raw and smoothed) and its validation curve per epoch.
 
     The x axis is in epochs, so batch `k` of epoch `e` sits at `e - 1 + k / steps_per_epoch` and
-    an epoch's validation value at `e`.
+    an epoch's validation value at `e`. A run longer than `max_points` batches is drawn as means of
+    consecutive batches (and smoothed with the equivalent weight), which keeps each refresh light.
 
     Args:
         snapshot: a `fashion_core.training.job.JobSnapshot` (or any object with `batch_steps`,
             `batch_loss`, `batch_accuracy`, `epoch_logs` and `steps_per_epoch`).
         metric: `"loss"` or `"accuracy"`. Defaults to `"loss"`.
-        smoothing: the EMA weight of the smoothed curve. Defaults to 0.9.
-        max_points: at most this many per-batch points are drawn. Defaults to 1500.
+        smoothing: the EMA weight of the past, per batch. Defaults to 0.9.
+        max_points: at most this many points per training curve. Defaults to 1500.
     """
     steps = np.asarray(snapshot.batch_steps, dtype=float)
     raw = np.asarray(getattr(snapshot, f"batch_{metric}"), dtype=float)
+    bin_size = max(1, -(-len(steps) // max_points))
+    if bin_size > 1:
+        steps, raw = steps[bin_size - 1 :: bin_size], _bin_means(raw, bin_size)
+        steps = np.append(steps, snapshot.batch_steps[-1]) if len(steps) < len(raw) else steps
     x = steps / max(snapshot.steps_per_epoch, 1)
-    shown = _thin_out(len(steps), max_points)
-    epochs = [log["epoch"] for log in snapshot.epoch_logs if f"val_{metric}" in log]
-    validation = [log[f"val_{metric}"] for log in snapshot.epoch_logs if f"val_{metric}" in log]
+    raw_name = "training, per batch" if bin_size == 1 else f"training, per {bin_size} batches"
+    logs = [log for log in snapshot.epoch_logs if f"val_{metric}" in log]
     figure = go.Figure(
         [
+            go.Scatter(x=x, y=raw, name=raw_name, mode="lines", line={"color": MUTED, "width": 1}),
             go.Scatter(
-                x=x[shown], y=raw[shown], name="training, per batch", mode="lines", line={"color": MUTED, "width": 1}
-            ),
-            go.Scatter(
-                x=x[shown],
-                y=exponential_moving_average(raw, smoothing)[shown],
+                x=x,
+                y=exponential_moving_average(raw, smoothing**bin_size),
                 name="training, smoothed",
                 mode="lines",
                 line={"color": ACCENT, "width": 2.5},
             ),
             go.Scatter(
-                x=epochs,
-                y=validation,
+                # A run stopped mid-epoch was validated where it stopped, not at the epoch's end.
+                x=[min(log["epoch"], x[-1] if len(x) else log["epoch"]) for log in logs],
+                y=[log[f"val_{metric}"] for log in logs],
                 name="validation, per epoch",
                 mode="lines+markers",
                 line={"color": VALIDATION_COLOR, "width": 2},

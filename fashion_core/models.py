@@ -102,18 +102,18 @@ def _conv_bn_relu(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasT
 def build_cnn(options: ModelOptions) -> keras.Model:
     """The default: a VGG-style CNN with batch norm, dropout and augmentation.
 
-    Two blocks of two 3x3 convolutions (32, then 64 filters) with max pooling, a third block of
-    two of 128 filters at 7x7, global average pooling, a 128-unit feature layer and the classifier.
+    Two blocks of two 3x3 convolutions (32, then 64 filters) with max pooling, a third block of two
+    96-filter convolutions at 7x7, then the 7x7 map flattened (garments are centred, so where a
+    feature is matters), a 128-unit feature layer and the classifier.
     """
     inputs, x = _inputs_and_scaling(options)
     for block, filters in enumerate((32, 64), start=1):
         x = _conv_bn_relu(x, filters, f"conv{block}a")
         x = _conv_bn_relu(x, filters, f"conv{block}b")
         x = layers.MaxPooling2D(name=f"pool{block}")(x)
-        x = layers.SpatialDropout2D(options.dropout / 3, name=f"block{block}_dropout")(x)
-    x = _conv_bn_relu(x, 128, "conv3a")
-    x = _conv_bn_relu(x, 128, "conv3b")
-    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    x = _conv_bn_relu(x, 96, "conv3a")
+    x = _conv_bn_relu(x, 96, "conv3b")
+    x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(options.dropout, name="dropout")(x)
     x = layers.Dense(128, activation="relu", name=FEATURES_LAYER_NAME)(x)
     x = layers.Dropout(options.dropout / 2, name="classifier_dropout")(x)

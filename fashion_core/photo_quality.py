@@ -26,12 +26,27 @@ EDGE_WIDTH = 2  # pixels; the frame's outer ring, black around dataset garments
 STATISTIC_NAMES = ("coverage", "brightness", "contrast", "edge brightness", "asymmetry", "texture")
 # What a statistic far above (first) or below (second) the dataset's says, in words.
 STATISTIC_WORDS = {
-    "coverage": ("the garment covers more of the frame than dataset garments do", "the garment is thinner than dataset garments"),
+    "coverage": (
+        "the garment covers more of the frame than dataset garments do",
+        "the garment is thinner than dataset garments",
+    ),
     "brightness": ("the garment is brighter than dataset garments", "the garment is darker than dataset garments"),
-    "contrast": ("the garment has more contrast than dataset garments", "the garment is flatter grey than dataset garments"),
-    "edge brightness": ("the frame's edges are not black around the garment", "the garment does not reach the frame's edges"),
-    "asymmetry": ("the garment is less left-right symmetric than dataset garments", "the garment is more symmetric than usual"),
-    "texture": ("the image is busier (more texture or noise) than dataset images", "the garment is smoother than dataset garments"),
+    "contrast": (
+        "the garment has more contrast than dataset garments",
+        "the garment is flatter grey than dataset garments",
+    ),
+    "edge brightness": (
+        "the frame's edges are not black around the garment",
+        "the garment does not reach the frame's edges",
+    ),
+    "asymmetry": (
+        "the garment is less left-right symmetric than dataset garments",
+        "the garment is more symmetric than usual",
+    ),
+    "texture": (
+        "the image is busier (more texture or noise) than dataset images",
+        "the garment is smoother than dataset garments",
+    ),
 }
 
 
@@ -99,7 +114,7 @@ def image_statistics(images: np.ndarray) -> np.ndarray:
     edge_brightness = pixels[:, edge].mean(axis=1)
     per_coverage = np.maximum(coverage, 0.05)
     asymmetry = np.abs(pixels - pixels[:, :, ::-1]).mean(axis=(1, 2)) / per_coverage
-    texture = (np.abs(np.diff(pixels, axis=2)).mean(axis=(1, 2)) + np.abs(np.diff(pixels, axis=1)).mean(axis=(1, 2)))
+    texture = np.abs(np.diff(pixels, axis=2)).mean(axis=(1, 2)) + np.abs(np.diff(pixels, axis=1)).mean(axis=(1, 2))
     statistics = [coverage, brightness, contrast, edge_brightness, asymmetry, texture / per_coverage]
     return np.stack(statistics, axis=1).astype(np.float64)
 

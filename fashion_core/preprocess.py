@@ -122,9 +122,10 @@ def _unreadable_message(data: bytes) -> str:
     """What to tell a user whose file Pillow could not identify."""
     kind = _format_from_signature(data)
     if kind in ("SVG", "PDF"):
+        article = "an" if kind == "SVG" else "a"
         return (
-            f"This is {'an' if kind == 'SVG' else 'a'} {kind} file, not a photo: it cannot be classified. Export it as a PNG or JPEG image "
-            f"and upload that. Received: format={kind}"
+            f"This is {article} {kind} file, not a photo: it cannot be classified. Export it as a PNG or JPEG "
+            f"image and upload that. Received: format={kind}"
         )
     if kind in ("HEIC", "AVIF"):
         return (
@@ -144,7 +145,10 @@ def _unreadable_message(data: bytes) -> str:
             "This file is text (or a web page), not an image; perhaps it was renamed to look like one. "
             f"Upload a {ACCEPTED_FORMATS_TEXT} photo. Received: first bytes={data[:16]!r}"
         )
-    return f"This file is not an image that can be read. Upload a {ACCEPTED_FORMATS_TEXT} photo. Received: first bytes={data[:16]!r}"
+    return (
+        f"This file is not an image that can be read. Upload a {ACCEPTED_FORMATS_TEXT} photo. "
+        f"Received: first bytes={data[:16]!r}"
+    )
 
 
 def _looks_like_text(data: bytes) -> bool:
@@ -445,7 +449,9 @@ def garment_grey_levels(crop_rgb: np.ndarray, crop_mask: np.ndarray, background_
     if inside.any():
         low, high = np.percentile(levels[inside], [2, 98])
         contrast = max(high - low, MIN_GARMENT_CONTRAST)
-        levels = GARMENT_LOW_LEVEL + (levels - (high - contrast)) * ((GARMENT_HIGH_LEVEL - GARMENT_LOW_LEVEL) / contrast)
+        levels = GARMENT_LOW_LEVEL + (levels - (high - contrast)) * (
+            (GARMENT_HIGH_LEVEL - GARMENT_LOW_LEVEL) / contrast
+        )
     return np.clip(levels, 0, 255) * crop_mask
 
 

@@ -227,6 +227,17 @@ def remove_stale_staging(parent: Path, older_than_seconds: float = STALE_STAGING
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def without_optimizer(model):
+    """The model without its optimizer state, which would triple the file and is never used again."""
+    import keras
+
+    if getattr(model, "optimizer", None) is None:
+        return model
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def write_model_dir(parent: Path, model, metadata: dict) -> Path:
     """Writes `model.keras` and `metadata.json` into a new hidden folder under `parent` and returns it."""
     import keras
@@ -234,7 +245,7 @@ def write_model_dir(parent: Path, model, metadata: dict) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a published model is readable like any folder
     model_file = staging / MODEL_FILE
-    model.save(model_file)
+    without_optimizer(model).save(model_file)
     metadata = {
         **metadata,
         "tensorflow_version": _tensorflow_version(),

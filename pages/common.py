@@ -10,11 +10,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
 from fashion_core.inference import Predictor
 from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
+
+# Streamlit treats an app with a `pages/` folder beside its entry as a legacy (v1) multipage app
+# until `st.navigation` first runs, so a fresh server's first run (a deep link, say) would run a
+# page file alone, without the entry's navigation and model picker. Our `pages/` holds the pages
+# that `streamlit_app.py` lists with `st.navigation`: say so, and run that first run again, now
+# through the entry (it keeps its URL, so the same page opens).
+if PagesManager.uses_pages_directory:
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 MODEL_NAME_KEY = "model_name"  # the model chosen in the sidebar, shared by every page
 GRADCAM_REQUEST_KEY = "gradcam_request"  # an image another page wants to open in the Grad-CAM viewer

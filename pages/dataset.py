@@ -308,7 +308,9 @@ def gradcam_button(split: str, index: int) -> None:
         return
     if st.button("Open in Grad-CAM viewer", icon=":material/visibility:", key=GRADCAM_BUTTON_KEY):
         st.session_state[GRADCAM_REQUEST_KEY] = {"split": split, "index": int(index)}
-        st.switch_page(GRADCAM_PAGE)
+        # An explicit (empty) `query_params`: the default clears the URL, which Streamlit 1.67 refuses while
+        # this page has widgets bound to it ("Cannot clear query parameters - ... bound to widgets").
+        st.switch_page(GRADCAM_PAGE, query_params={})
 
 
 def selected_image_panel(data: FashionMNIST, view: View, ordering: np.ndarray, loaded: LoadedModel | None) -> None:
@@ -350,11 +352,14 @@ def class_distribution_tab(data: FashionMNIST, view: View) -> None:
     counts = browse.class_counts(labels)
     title = f"Images per class in the {view.split} split ({len(labels):,})"
     st.plotly_chart(class_count_chart(counts, highlighted=view.classes, title=title), key="dataset_class_counts")
+    if counts.min() == counts.max():
+        st.caption(f"Every class has {counts[0]:,} images: the split is balanced, so no class dominates accuracy.")
 
 
 def mean_images_tab(view: View) -> None:
     st.caption(
-        f"The average of every {view.split} image of each class: what a class looks like to the model, on average."
+        f"The average of every {view.split} image of each class: where each class puts its pixels, and how much "
+        "its images vary (a blurry mean means varied shapes)."
     )
     st.image(mean_images_png(view.split), caption=list(CLASS_NAMES), width=140)
 

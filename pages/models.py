@@ -105,10 +105,15 @@ def actions_section(entries: list[ModelEntry]) -> None:
     entry = readable[name]
     download_column, use_column, delete_column = st.columns(3)
     download_column.download_button(
-        "Download .keras", data=entry.model_file.read_bytes, file_name=f"{name}.keras",
-        mime="application/octet-stream", key="models_download", on_click="ignore", icon=":material/download:",
+        "Download .keras",
+        data=entry.model_file.read_bytes,
+        file_name=f"{name}.keras",
+        mime="application/octet-stream",
+        key="models_download",
+        on_click="ignore",
+        icon=":material/download:",
         help="Loads anywhere with keras.saving.load_model(path): 0..255 grey 28x28 images in, 10 probabilities out.",
-    )  # fmt: skip
+    )
     if use_column.button("Use for predictions", key="models_use", icon=":material/arrow_forward:"):
         use_for_predictions(name)
     with delete_column:
@@ -117,9 +122,13 @@ def actions_section(entries: list[ModelEntry]) -> None:
             return
         confirmed = st.checkbox(f"Yes, delete `{name}` for good", key=f"models_delete_confirm_{name}")
         st.button(
-            "Delete", key="models_delete", icon=":material/delete:", disabled=not confirmed,
-            on_click=delete_model, args=(name,),
-        )  # fmt: skip
+            "Delete",
+            key="models_delete",
+            icon=":material/delete:",
+            disabled=not confirmed,
+            on_click=delete_model,
+            args=(name,),
+        )
 
 
 st.title("Models")

@@ -32,7 +32,9 @@ DISPLAY_SIZE = 196  # on-screen side of the 28x28 images, in pixels (7 per model
 THUMBNAIL_SIZE = 64
 CANVAS_SIZE = 280
 DRAWING_TOOLS = {"Brush": "freedraw", "Filled polygon": "polygon", "Line": "line"}
-SEEN_DIGESTS_KEY = "predict_seen_digests"  # {source: digest of its input last shown}: new inputs only update LAST_INPUT_KEY
+SEEN_DIGESTS_KEY = (
+    "predict_seen_digests"  # {source: digest of its input last shown}: new inputs only update LAST_INPUT_KEY
+)
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,9 @@ def results_table(results: list[Classified], errors: dict[str, str]) -> pd.DataF
         }
         for result in results
     ]
-    rows += [{"Photo": None, "File": name, "Class": "", "Confidence": None, "Note": error} for name, error in errors.items()]
+    rows += [
+        {"Photo": None, "File": name, "Class": "", "Confidence": None, "Note": error} for name, error in errors.items()
+    ]
     return pd.DataFrame(rows, columns=["Photo", "File", "Class", "Confidence", "Note"])
 
 
@@ -264,7 +268,9 @@ def camera_tab(loaded: LoadedModel, predictor: Predictor) -> None:
     except ImageError as error:
         st.error(str(error), icon=":material/broken_image:")
         return
-    result = Classified("camera photo", conversion.image, predictor.predict_one(conversion.image), conversion, digest_of(data))
+    result = Classified(
+        "camera photo", conversion.image, predictor.predict_one(conversion.image), conversion, digest_of(data)
+    )
     show_result(result, loaded, key="camera")
 
 

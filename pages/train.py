@@ -33,7 +33,7 @@ PREDICT_PAGE = "pages/predict.py"
 BATCH_SIZES = [2**power for power in range(3, 11)]  # 8 ... 1024
 LEARNING_RATES = [round(m * 10.0**e, 6) for e in range(-5, 0) for m in (1, 2, 3, 5)] + [1.0]  # log-spaced 1e-5 ... 1
 SUBSET_STEP = 500
-SCHEDULE_LABELS = {"none": "constant", "cosine": "cosine decay (one warm-up epoch)", "plateau": "reduce on plateau"}
+SCHEDULE_LABELS = {"none": "constant", "cosine": "cosine decay", "plateau": "reduce on plateau"}
 OPTIMIZER_LABELS = {"adam": "Adam", "sgd": "SGD with Nesterov momentum", "rmsprop": "RMSprop"}
 
 
@@ -82,50 +82,64 @@ def restore_form() -> None:
             st.session_state[field_key(name)] = value
 
 
-def hyperparameter_widgets() -> dict:
-    """Draws one widget per `TrainingConfig` field and returns their values by field name."""
+def model_widgets() -> None:
+    st.markdown("**Model**")
+    architecture = st.selectbox("Architecture", list(ARCHITECTURES), key=field_key("architecture"))
+    st.caption(ARCHITECTURE_DESCRIPTIONS[architecture])
+    st.slider("Dropout", 0.0, FIELD_BOUNDS["dropout"].high, step=0.05, key=field_key("dropout"))
+    st.checkbox("Augment (shifts, zoom, rotation, flips, erasing)", key=field_key("augment"))
+    augment = st.session_state[field_key("augment")]
+    st.slider("Augmentation strength", 0.0, 1.0, step=0.05, key=field_key("augment_strength"), disabled=not augment)
+
+
+def optimisation_widgets() -> None:
+    st.markdown("**Optimisation**")
+    st.slider("Epochs", 1, 100, key=field_key("epochs"))
+    st.select_slider("Batch size", BATCH_SIZES, key=field_key("batch_size"))
+    st.select_slider(
+        "Learning rate (log scale)", LEARNING_RATES, key=field_key("learning_rate"), format_func=lambda v: f"{v:g}"
+    )
+    st.selectbox("Optimizer", OPTIMIZERS, key=field_key("optimizer"), format_func=OPTIMIZER_LABELS.get)
     st.selectbox(
-        "Preset", list(PRESETS), key=PRESET_KEY, on_change=apply_preset,
+        "Learning-rate schedule",
+        SCHEDULES,
+        key=field_key("schedule"),
+        format_func=SCHEDULE_LABELS.get,
+        help="Cosine decay starts with a one-epoch warm-up when there are more than two epochs. Reduce on plateau "
+        "cuts the rate to 30% after two epochs without a better validation loss.",
+    )
+    st.slider("Label smoothing", 0.0, FIELD_BOUNDS["label_smoothing"].high, step=0.01, key=field_key("label_smoothing"))
+
+
+def data_widgets() -> None:
+    validation = FIELD_BOUNDS["validation_fraction"]
+    st.markdown("**Data**")
+    st.slider("Training images (stratified subset)", SUBSET_STEP, 60000, step=SUBSET_STEP, key=field_key("subset_size"))
+    st.slider(
+        "Validation fraction",
+        validation.low,
+        validation.high,
+        step=0.01,
+        key=field_key("validation_fraction"),
+        help="Held out from the training images to choose the best epoch; the test set is never used to choose.",
+    )
+    st.slider("Early-stopping patience (0: off)", 0, 20, key=field_key("patience"))
+    st.number_input("Seed", 0, int(FIELD_BOUNDS["seed"].high), step=1, key=field_key("seed"))
+
+
+def hyperparameter_widgets() -> dict:
+    """Draws the preset box and one widget per `TrainingConfig` field; returns the values by field name."""
+    st.selectbox(
+        "Preset",
+        list(PRESETS),
+        key=PRESET_KEY,
+        on_change=apply_preset,
         help="Quick: about a minute. Standard: the CNN for a few epochs. Best: the shipped model's recipe. "
         "A preset fills the fields; change any of them afterwards.",
-    )  # fmt: skip
-    model_column, optimizer_column, data_column = st.columns(3)
-    with model_column:
-        st.markdown("**Model**")
-        st.selectbox(
-            "Architecture", list(ARCHITECTURES), key=field_key("architecture"),
-            format_func=lambda name: f"{name}: {ARCHITECTURE_DESCRIPTIONS[name].split(':')[0]}",
-        )  # fmt: skip
-        st.slider("Dropout", 0.0, FIELD_BOUNDS["dropout"].high, step=0.05, key=field_key("dropout"))
-        st.checkbox("Augment (shifts, zoom, rotation, flips, erasing)", key=field_key("augment"))
-        st.slider(
-            "Augmentation strength", 0.0, 1.0, step=0.05, key=field_key("augment_strength"),
-            disabled=not st.session_state[field_key("augment")],
-        )  # fmt: skip
-    with optimizer_column:
-        st.markdown("**Optimisation**")
-        st.slider("Epochs", 1, 100, key=field_key("epochs"))
-        st.select_slider("Batch size", BATCH_SIZES, key=field_key("batch_size"))
-        st.select_slider(
-            "Learning rate (log scale)", LEARNING_RATES, key=field_key("learning_rate"), format_func=lambda v: f"{v:g}"
-        )
-        st.selectbox("Optimizer", OPTIMIZERS, key=field_key("optimizer"), format_func=OPTIMIZER_LABELS.get)
-        st.selectbox("Learning-rate schedule", SCHEDULES, key=field_key("schedule"), format_func=SCHEDULE_LABELS.get)
-        st.slider(
-            "Label smoothing", 0.0, FIELD_BOUNDS["label_smoothing"].high, step=0.01, key=field_key("label_smoothing")
-        )
-    with data_column:
-        st.markdown("**Data**")
-        st.slider(
-            "Training images (stratified subset)", SUBSET_STEP, 60000, step=SUBSET_STEP, key=field_key("subset_size")
-        )
-        st.slider(
-            "Validation fraction", FIELD_BOUNDS["validation_fraction"].low, FIELD_BOUNDS["validation_fraction"].high,
-            step=0.01, key=field_key("validation_fraction"),
-            help="Held out from the training images to choose the best epoch; the test set is never used to choose.",
-        )  # fmt: skip
-        st.slider("Early-stopping patience (0: off)", 0, 20, key=field_key("patience"))
-        st.number_input("Seed", 0, int(FIELD_BOUNDS["seed"].high), step=1, key=field_key("seed"))
+    )
+    for column, widgets in zip(st.columns(3), (model_widgets, optimisation_widgets, data_widgets)):
+        with column:
+            widgets()
     values = {name: st.session_state[field_key(name)] for name in form_values(TrainingConfig())}
     st.session_state[FORM_VALUES_KEY] = {"preset": st.session_state[PRESET_KEY], **values}
     return values
@@ -191,7 +205,7 @@ def progress_text(snapshot) -> str:
 
 def last_validation_accuracy(snapshot) -> str:
     values = [log["val_accuracy"] for log in snapshot.epoch_logs if "val_accuracy" in log]
-    return f"{values[-1]:.2%}" if values else "after epoch 1"
+    return f"{values[-1]:.2%}" if values else "not yet"
 
 
 def job_header(snapshot) -> None:
@@ -219,10 +233,13 @@ def live_job_panel(job: TrainingJob) -> None:
     rate_column.metric("Learning rate", f"{snapshot.learning_rate:.2e}" if np.isfinite(snapshot.learning_rate) else "-")
     validation_column.metric("Validation accuracy", last_validation_accuracy(snapshot))
     stop_column.button(
-        "Stop", key="train_stop", on_click=job.stop, icon=":material/stop_circle:",
+        "Stop",
+        key="train_stop",
+        on_click=job.stop,
+        icon=":material/stop_circle:",
         disabled=snapshot.status == "stopping",
         help="Ends the run after the current batch; the best epoch's weights are kept and can be saved.",
-    )  # fmt: skip
+    )
     st.progress(snapshot.progress, text=progress_text(snapshot))
     if snapshot.steps_done:
         training_curves(snapshot, "train_live")
@@ -240,10 +257,8 @@ def finished_job_panel(job: TrainingJob) -> None:
     result = job.result
     best = f"epoch {result.best_epoch}" if result.best_epoch else "the last weights (no epoch was validated)"
     if snapshot.status == STOPPED:
-        st.info(
-            f"Stopped on request after {result.epochs_run} epoch(s); the model keeps {best}.",
-            icon=":material/stop_circle:",
-        )
+        where = f"epoch {snapshot.epoch}, batch {snapshot.batch} of {snapshot.steps_per_epoch}"
+        st.info(f"Stopped on request at {where}; the model keeps {best}.", icon=":material/stop_circle:")
     else:
         st.success(f"Finished {result.epochs_run} epoch(s); the model keeps {best}.", icon=":material/check_circle:")
     columns = st.columns(4)
@@ -269,14 +284,18 @@ def save_panel(job: TrainingJob) -> None:
         st.session_state[SAVE_NAME_KEY] = f"{job.config.architecture}-{job.job_id}"
     name_column, save_column = st.columns([3, 1], vertical_alignment="bottom")
     name = name_column.text_input(
-        "Model name", key=SAVE_NAME_KEY, max_chars=64,
+        "Model name",
+        key=SAVE_NAME_KEY,
+        max_chars=64,
         help="Letters, digits, '-' and '_'. The shipped 'default' cannot be overwritten.",
-    )  # fmt: skip
+    )
     if save_column.button("Save to the registry", key="train_save", icon=":material/save:"):
         try:
             job.save(registry(), name.strip())
         except (RegistryError, JobNotSavable) as error:
             st.error(str(error), icon=":material/error:")
+        else:
+            st.rerun()  # so that the sidebar's model picker, drawn before this, lists the new model
     saved_as = job.snapshot().saved_as
     if saved_as:
         st.success(f"Saved as {', '.join(f'`{saved}`' for saved in saved_as)}. It is listed on the Models page.")

@@ -34,3 +34,24 @@ def private_user_models(tmp_path, monkeypatch):
     folder = tmp_path / "user_models"
     monkeypatch.setenv(USER_MODELS_ENV, str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def explicit_navigation_in_apptest():
+    """Runs AppTests as the server does once `st.navigation` has run: through `streamlit_app.py`.
+
+    AppTest resets Streamlit's "legacy `pages/` folder" flag before every run, which would run a
+    page file on its own after `switch_page`, without the entry's navigation and model picker.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class ExplicitNavigationPagesManager(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    original = app_test.PagesManager
+    app_test.PagesManager = ExplicitNavigationPagesManager
+    yield
+    app_test.PagesManager = original

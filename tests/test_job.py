@@ -254,6 +254,8 @@ def test_training_curves_chart_places_batches_and_epochs_on_one_epoch_axis():
     assert smoothed.y[0] == pytest.approx(2.0)  # bias-corrected: the first value is itself
     assert smoothed.y[1] == pytest.approx((0.25 * 2.0 + 0.5 * 1.0) / 0.75)
     assert list(validation.x) == [1, 2] and list(validation.y) == [0.9, 0.8]
+    stopped = SimpleNamespace(**{**vars(snapshot), "batch_steps": (1, 2, 3), "batch_loss": (2.0, 1.0, 1.0)})
+    assert list(training_curves_chart(stopped, "loss").data[2].x) == [1, 1.5]  # validated where it stopped
     accuracy = training_curves_chart(snapshot, "accuracy")
     assert list(accuracy.data[2].y) == [0.7] and accuracy.layout.yaxis.tickformat == ".0%"
     long = SimpleNamespace(**{**vars(snapshot), "batch_steps": tuple(range(1, 3001)), "batch_loss": (1.0,) * 3000})

@@ -9,23 +9,38 @@ from streamlit.testing.v1 import AppTest
 
 from fashion_core import browse
 from fashion_core import data as data_module
+from fashion_core import registry as registry_module
 from fashion_core.data import CLASS_NAMES
 from fashion_core.inference import Predictor
+from fashion_core.registry import DEFAULT_MODEL_NAME
 from pages import common
+from pages.common import MODEL_NAME_KEY
 from tests.conftest import REPO_ROOT
 
 TIMEOUT = 120
 PAGE = "pages/dataset.py"
 
 
+def run(app: AppTest) -> AppTest:
+    """Runs the app with the shipped model chosen, and checks that the run raised nothing.
+
+    With a `pages/` folder beside the entry script, every AppTest run takes Streamlit's MPA v1 path,
+    which runs a page without `streamlit_app.py`, so the sidebar's model choice is forgotten after one
+    page run; this sets it again before each run, as the sidebar does in the app.
+    """
+    app.session_state[MODEL_NAME_KEY] = DEFAULT_MODEL_NAME
+    app.run()
+    assert not app.exception
+    return app
+
+
 def open_dataset_page(query_params: dict | None = None) -> AppTest:
     """Runs the app once (Home), then opens the Dataset page, as if following a link with `query_params`."""
     app = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
-    app.run()
+    run(app)
     app.query_params.update(query_params or {})
-    app.switch_page(PAGE).run()
-    assert not app.exception
-    return app
+    app.switch_page(PAGE)
+    return run(app)
 
 
 def shown_table(app: AppTest):
@@ -56,19 +71,21 @@ def test_the_first_page_shows_the_first_48_test_images_with_their_labels(fashion
 
 def test_class_filter_and_paging_change_the_images_shown(fashion_data):
     app = open_dataset_page()
-    app.multiselect(key="classes").set_value([8, 9]).run()
-    assert not app.exception
+    app.multiselect(key="classes").set_value([8, 9])
+    run(app)
     expected = browse.filter_indices(fashion_data.test_labels, [8, 9])
     table = shown_table(app)
     assert table["Index"].tolist() == expected[:48].tolist()
     assert set(table["Label"]) == {"Bag", "Ankle boot"}
     assert grid_caption(app).startswith("Images 1–48 of 2,000 (test split).")
 
-    app.pagination(key="page").set_value(3).run()
+    app.pagination(key="page").set_value(3)
+    run(app)
     assert shown_table(app)["Index"].tolist() == expected[96:144].tolist()
     assert grid_caption(app).startswith("Images 97–144 of 2,000")
 
-    app.segmented_control(key="split").set_value("train").run()  # a new filter starts at page 1
+    app.segmented_control(key="split").set_value("train")  # a new filter starts at page 1
+    run(app)
     table = shown_table(app)
     train_bags_and_boots = browse.filter_indices(fashion_data.train_labels, [8, 9])
     assert table["Index"].tolist() == train_bags_and_boots[:48].tolist()
@@ -89,8 +106,8 @@ def test_query_parameters_restore_a_shared_view(fashion_data):
 
 def test_a_selected_image_shows_its_label_and_the_models_prediction(fashion_data, shipped_model):
     app = open_dataset_page()
-    app.number_input(key="image").set_value(23).run()
-    assert not app.exception
+    app.number_input(key="image").set_value(23)
+    run(app)
     probabilities = Predictor(shipped_model).predict_one(fashion_data.test_images[23])
     predicted = int(probabilities.argmax())
     label = int(fashion_data.test_labels[23])
@@ -108,17 +125,17 @@ def test_a_selected_image_shows_its_label_and_the_models_prediction(fashion_data
 
 def test_the_grad_cam_button_hands_the_image_to_the_grad_cam_page():
     app = open_dataset_page({"image": "7"})
-    app.button(key="dataset_open_gradcam").click().run()
-    assert not app.exception
+    app.button(key="dataset_open_gradcam").click()
+    run(app)
     assert app.title[0].value == "Grad-CAM viewer"
     assert common.GRADCAM_REQUEST_KEY not in app.session_state  # the Grad-CAM page took the request
-    assert "7" in app.toast[0].value
+    assert app.toast[0].value.endswith("image 7.")
 
 
 def test_misclassified_order_lists_only_the_models_mistakes_most_confident_first(fashion_data, shipped_model):
     app = open_dataset_page()
-    app.selectbox(key="order").set_value("misclassified").run()
-    assert not app.exception
+    app.selectbox(key="order").set_value("misclassified")
+    run(app)
     probabilities = Predictor(shipped_model).predict(fashion_data.test_images)
     expected = browse.misclassified_first(np.arange(10000), fashion_data.test_labels, probabilities)
     table = shown_table(app)
@@ -127,7 +144,8 @@ def test_misclassified_order_lists_only_the_models_mistakes_most_confident_first
     assert table["Confidence"].is_monotonic_decreasing
     assert grid_caption(app).startswith(f"Images 1–48 of {len(expected):,} (test split).")
 
-    app.selectbox(key="order").set_value("least_confident").run()
+    app.selectbox(key="order").set_value("least_confident")
+    run(app)
     assert shown_table(app)["Confidence"].is_monotonic_increasing
 
 
@@ -139,16 +157,16 @@ def test_orders_by_prediction_are_refused_on_the_training_split_with_a_reason():
 
 
 def test_the_embedding_map_places_3000_stratified_test_images_and_rings_the_selection(fashion_data):
-    app = open_dataset_page({"view": "Embedding map", "image": "5"})
+    sample = browse.stratified_sample(fashion_data.test_labels, 3000, seed=0)
+    app = open_dataset_page({"view": "Embedding map", "image": str(sample[0])})
     charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
     scatter = next(chart for chart in charts if chart["data"][0]["type"] == "scatter")
     assert [trace["name"] for trace in scatter["data"]] == [*CLASS_NAMES, "Selected"]
-    sample = browse.stratified_sample(fashion_data.test_labels, 3000, seed=0)
-    assert 5 in sample  # so the selected image is on the map and ringed
     for class_index, trace in enumerate(scatter["data"][:10]):
         members = sample[fashion_data.test_labels[sample] == class_index]
         assert plotly_array(trace["customdata"]).tolist() == members.tolist()
         assert len(plotly_array(trace["x"])) == 300
+    assert f"#{sample[0]} · {CLASS_NAMES[fashion_data.test_labels[sample[0]]]}" in app.image[-1].captions
 
 
 def test_class_distribution_counts_the_split():
@@ -156,6 +174,18 @@ def test_class_distribution_counts_the_split():
     chart = json.loads(app.get("plotly_chart")[-1].proto.spec)
     assert chart["data"][0]["text"] == ["6,000"] * 10
     assert chart["layout"]["title"]["text"] == "Images per class in the train split (60,000)"
+
+
+def test_without_a_model_the_grid_still_shows_labels(fashion_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(registry_module, "SHIPPED_MODELS_DIR", tmp_path / "no-models")
+    app = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    app.run()
+    app.switch_page(PAGE).run()
+    assert not app.exception
+    assert "No model is available" in app.error[0].value
+    table = shown_table(app)
+    assert list(table.columns) == ["Tile", "Index", "Label"]
+    assert table["Label"].tolist() == [CLASS_NAMES[label] for label in fashion_data.test_labels[:48]]
 
 
 @pytest.fixture

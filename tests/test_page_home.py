@@ -7,14 +7,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fashion_core import registry as registry_module
-from tests.conftest import SHIPPED_MODEL_DIR
+from tests.conftest import REPO_ROOT, SHIPPED_MODEL_DIR
 
 TIMEOUT = 120
 
 
 @pytest.fixture
 def app():
-    return AppTest.from_file("streamlit_app.py", default_timeout=TIMEOUT)
+    return AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
 
 
 def test_home_shows_the_shipped_model_card(app):

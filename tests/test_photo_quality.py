@@ -35,7 +35,9 @@ def test_about_one_in_a_hundred_test_images_counts_as_unlike_the_dataset(fashion
 def test_noise_a_grey_square_and_a_thin_stick_are_unlike_the_dataset():
     noise = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
     assert unlike_dataset_reason(noise) == "the frame's edges are not black around the garment"
-    assert unlike_dataset_reason(np.full((28, 28), 150, np.uint8)) == "the frame's edges are not black around the garment"
+    assert (
+        unlike_dataset_reason(np.full((28, 28), 150, np.uint8)) == "the frame's edges are not black around the garment"
+    )
     stick = np.zeros((28, 28), np.uint8)
     stick[:, 12:16] = 200
     assert dataset_distance(stick) > FASHION_MNIST_REFERENCE.threshold

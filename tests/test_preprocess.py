@@ -85,7 +85,9 @@ def test_a_garment_on_a_busy_coloured_background_is_separated_from_it():
     assert_close_box(conversion.crop_box, expected_box, tolerance=6)
     assert not conversion.whole_photo
     # The silhouette, not a rectangle: the corners beside the neckline stay black.
-    assert conversion.image[0, conversion.content_box[0]] == 0 and conversion.image[0, conversion.content_box[2] - 1] == 0
+    assert (
+        conversion.image[0, conversion.content_box[0]] == 0 and conversion.image[0, conversion.content_box[2] - 1] == 0
+    )
 
 
 def test_light_and_dark_garments_give_the_same_silhouette_on_black():
@@ -157,7 +159,9 @@ def test_catalog_shots_on_white_become_the_dataset_images_they_were_made_from(ca
     predictor = Predictor(shipped_model)
     agreement = (predictor.predict(converted).argmax(axis=1) == predictor.predict(images).argmax(axis=1)).mean()
     assert agreement >= 0.85
-    in_distribution = (FASHION_MNIST_REFERENCE.distances(image_statistics(converted)) <= FASHION_MNIST_REFERENCE.threshold).mean()
+    in_distribution = (
+        FASHION_MNIST_REFERENCE.distances(image_statistics(converted)) <= FASHION_MNIST_REFERENCE.threshold
+    ).mean()
     assert in_distribution >= 0.9
     garment_levels = converted[converted > 25]
     assert 120 <= garment_levels.mean() <= 200  # the dataset's garments average about 160
@@ -247,7 +251,9 @@ def test_a_transparent_canvas_with_strokes_counts_only_the_strokes():
     np.testing.assert_array_equal(drawing_to_fashion_mnist(canvas), drawing_to_fashion_mnist(canvas_with_strokes()))
 
 
-@pytest.mark.parametrize("canvas", [np.zeros((280, 280, 4), np.uint8), np.full((280, 280, 4), (0, 0, 0, 255), np.uint8)])
+@pytest.mark.parametrize(
+    "canvas", [np.zeros((280, 280, 4), np.uint8), np.full((280, 280, 4), (0, 0, 0, 255), np.uint8)]
+)
 def test_a_blank_canvas_says_to_draw_first(canvas):
     with pytest.raises(ImageError, match="The canvas is blank"):
         drawing_to_fashion_mnist(canvas)

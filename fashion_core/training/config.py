@@ -50,7 +50,7 @@ class TrainingConfig:
         optimizer: `"adam"`, `"sgd"` (with Nesterov momentum 0.9) or `"rmsprop"`. Defaults to `"adam"`.
         dropout: dropout rate of the classifier. Defaults to 0.3.
         augment: whether to train with random augmentation layers. Defaults to `True`.
-        augment_strength: 0..1, how strong the augmentation is. Defaults to 0.5.
+        augment_strength: 0..1, how strong the augmentation is. Defaults to 0.3.
         label_smoothing: 0..0.3, softens the one-hot targets. Defaults to 0.1.
         patience: epochs without validation improvement before stopping early; 0 turns early
             stopping off. Defaults to 0.
@@ -70,7 +70,7 @@ class TrainingConfig:
     optimizer: str = "adam"
     dropout: float = 0.3
     augment: bool = True
-    augment_strength: float = 0.5
+    augment_strength: float = 0.3
     label_smoothing: float = 0.1
     patience: int = 0
     schedule: str = "cosine"

@@ -35,6 +35,11 @@ expect.set_options(timeout=20_000)
 @pytest.fixture(scope="session")
 def user_models_dir():
     """Where the app under test saves models: a temporary folder, never the real `user_models/`."""
+    import os  # TEMP-DEV
+
+    if os.environ.get("TEMP_E2E_URL"):  # TEMP-DEV
+        yield Path("/tmp/e2eprobe/models")
+        return
     with tempfile.TemporaryDirectory(prefix="e2e-user-models-") as folder:
         yield Path(folder)
 
@@ -56,6 +61,11 @@ def app_url(browser, user_models_dir, tmp_path_factory):
     Streamlit's legacy multipage mode until some session has run the entry script's `st.navigation`
     (see `test_e2e_deep_link.py`). Opening Home first also pays for importing TensorFlow once.
     """
+    import os  # TEMP-DEV
+
+    if os.environ.get("TEMP_E2E_URL"):  # TEMP-DEV
+        yield os.environ["TEMP_E2E_URL"]
+        return
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     with streamlit_server(user_models_dir, log_path) as base_url:
         context = browser.new_context()
@@ -101,6 +111,16 @@ def new_page(browser, console_errors, request):
     finally:
         for context in contexts:
             context.close()
+
+
+@pytest.fixture
+def screenshot(request):
+    """Saves a page's state in the middle of a test, as `test-artifacts/e2e/<test name>-<label>.png`."""
+
+    def save(page, label: str) -> None:
+        save_screenshot([page], ARTIFACTS_DIR / f"{screenshot_name(request)}-{label}.png")
+
+    return save
 
 
 @pytest.fixture

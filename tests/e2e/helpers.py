@@ -154,19 +154,9 @@ def alerts(page: Page, kind: str | None = None) -> Locator:
     return page.locator(f"{selector('stAlert')}:has({selector(f'stAlertContent{kind.capitalize()}')})")
 
 
-def select_option(page: Page, label: str, option: str, scope: Locator | None = None) -> None:
-    """Chooses `option` in the select box labelled `label` and waits for the rerun."""
-    root = scope or page
-    box = root.locator(selector("stSelectbox")).filter(has=page.get_by_text(label, exact=True))
-    box.locator('[role="combobox"], input').first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_for_app_run(page)
-
-
 def sidebar_model_options(page: Page) -> list[str]:
-    """The names the sidebar's model picker offers (the dropdown is opened, read and closed)."""
-    picker = sidebar(page).locator(selector("stSelectbox")).filter(has=page.get_by_text("Model", exact=True))
-    picker.locator('[role="combobox"], input').first.click()
+    """The names the sidebar's model picker offers (its list is opened, read and closed)."""
+    sidebar_model_picker(page).click()
     options = page.get_by_role("option")
     options.first.wait_for()
     names = [text.strip() for text in options.all_inner_texts()]
@@ -301,16 +291,28 @@ def image_with_caption(scope: Locator, caption: str) -> Locator:
     return container.locator("img")
 
 
-def upload_files(page: Page, uploader: Locator, files) -> None:
-    """Uploads through the `st.file_uploader`'s own file chooser, then waits for the rerun.
+def choose_files(page: Page, uploader: Locator, files) -> None:
+    """Gives files to an `st.file_uploader` through its own file chooser (the rerun is not awaited).
 
     Args:
         files: paths, or `{"name", "mimeType", "buffer"}` dicts of bytes in memory.
     """
+    # "Upload" while empty, then "Add files"; the others remove an uploaded file.
+    add_button = uploader.locator(selector("stFileUploaderDropzone")).locator('button:not([aria-label^="Remove"])')
     with page.expect_file_chooser() as chooser:
-        uploader.locator(selector("stFileUploaderDropzone")).get_by_role("button").first.click()
+        add_button.click()
     chooser.value.set_files(files)
+
+
+def upload_files(page: Page, uploader: Locator, files) -> None:
+    """Uploads files through an `st.file_uploader`'s file chooser and waits for the rerun."""
+    choose_files(page, uploader, files)
     wait_for_app_run(page)
+
+
+def uploaded_file_names(uploader: Locator) -> Locator:
+    """The chips of an `st.file_uploader`'s files; each one's `title` is the full file name."""
+    return uploader.locator(selector("stFileChipName"))
 
 
 def metric_value(scope: Locator, label: str) -> Locator:
@@ -324,3 +326,21 @@ def metric_value(scope: Locator, label: str) -> Locator:
 def keyed(scope: Locator | Page, key: str) -> Locator:
     """The element drawn with `key=key` (Streamlit gives its container the class `st-key-<key>`)."""
     return scope.locator(f".st-key-{key}")
+
+
+def slider_input(page: Page, label: str) -> Locator:
+    """The `<input type="range">` of the main area's slider labelled `label`."""
+    label_element = page.locator(selector("stWidgetLabel"), has_text=re.compile(f"^{re.escape(label)}$"))
+    return main_area(page).locator(selector("stSlider")).filter(has=label_element).locator('input[type="range"]')
+
+
+def press_on_slider(page: Page, label: str, key: str) -> None:
+    """Presses a key (`Home`: minimum, `End`: maximum, arrows: one step) on the slider labelled `label`."""
+    slider = slider_input(page, label)
+    slider.focus()
+    slider.press(key)
+    wait_for_app_run(page)
+
+
+def sidebar_model_picker(page: Page) -> Locator:
+    return sidebar(page).get_by_role("combobox", name="Model", exact=True)

@@ -84,16 +84,18 @@ def test_a_broken_upload_gives_its_message_and_the_page_keeps_working(page, app_
 
 
 def draw_a_shirt(page, canvas) -> None:
-    """Fills a T-shirt silhouette with horizontal brush strokes (sleeves, then the body)."""
+    """Fills a T-shirt silhouette in one brush stroke that zigzags row by row (one stroke: one rerun)."""
     box = canvas.bounding_box()
     left, top, size = box["x"], box["y"], box["width"]
-    rows = [(0.15, 0.1, 0.9), (0.25, 0.1, 0.9), (0.35, 0.25, 0.75), (0.45, 0.25, 0.75)]
-    rows += [(0.55, 0.25, 0.75), (0.65, 0.25, 0.75), (0.75, 0.25, 0.75), (0.85, 0.25, 0.75)]
-    for height, start, end in rows:
-        page.mouse.move(left + start * size, top + height * size)
-        page.mouse.down()
-        page.mouse.move(left + end * size, top + height * size, steps=12)
-        page.mouse.up()
+    # (height, left end, right end) of each row, as fractions of the canvas: sleeves, then the body.
+    rows = [(0.15, 0.1, 0.9), (0.25, 0.1, 0.9)] + [(height / 20, 0.25, 0.75) for height in range(7, 19, 2)]
+    page.mouse.move(left + rows[0][1] * size, top + rows[0][0] * size)
+    page.mouse.down()
+    for number, (height, start, end) in enumerate(rows):
+        first, last = (start, end) if number % 2 == 0 else (end, start)
+        page.mouse.move(left + first * size, top + height * size, steps=4)
+        page.mouse.move(left + last * size, top + height * size, steps=12)
+    page.mouse.up()
 
 
 def test_a_drawing_gets_a_prediction(page, app_url):

@@ -1,0 +1,151 @@
+"""Accuracy on real clothing photos: the tutorials' squash-and-invert against `fashion_core.preprocess`.
+
+`python -m benchmarks.realphotos [--model-dir DIR]` classifies every photo of `../shared/realphotos-dev`
+(MANIFEST.tsv gives each photo's Fashion-MNIST class) with the shipped model, after each of the two
+conversions, and prints overall and per-class accuracy. It also makes catalog shots (dark garment on
+white, 224x224) from test-set images and checks that the pipeline turns them back into what the model
+recognises. The dev photos are for checking only: nothing is trained or tuned on them one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
+DEFAULT_MODEL_DIR = REPO_ROOT / "model_artifacts" / "default"
+NUM_CATALOG_SHOTS = 500
+
+
+def read_manifest(photos_dir: Path) -> tuple[list[str], np.ndarray]:
+    """The photos' paths relative to `photos_dir`, and their Fashion-MNIST class indices `(N,)`."""
+    with open(photos_dir / "MANIFEST.tsv", newline="") as manifest:
+        rows = list(csv.DictReader(manifest, delimiter="\t"))
+    return [row["relative_path"] for row in rows], np.array([int(row["class_index"]) for row in rows])
+
+
+def accuracy_report(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """Overall accuracy and accuracy per class present, with the number of photos of each class."""
+    from fashion_core.data import CLASS_NAMES
+
+    per_class = {CLASS_NAMES[c]: float((predictions[labels == c] == c).mean()) for c in np.unique(labels)}
+    counts = {CLASS_NAMES[c]: int((labels == c).sum()) for c in np.unique(labels)}
+    return {"accuracy": float((predictions == labels).mean()), "per_class": per_class, "counts": counts}
+
+
+def convert_all(convert: Callable[[bytes], np.ndarray], files: list[bytes]) -> tuple[np.ndarray, float]:
+    """`(images (N, 28, 28), mean seconds per file)`."""
+    started = time.perf_counter()
+    images = np.stack([convert(data) for data in files])
+    return images, (time.perf_counter() - started) / len(files)
+
+
+def catalog_shot(image: np.ndarray) -> bytes:
+    """A dataset image as a catalog photo: negated (dark garment on white), 224x224, PNG."""
+    import cv2
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(255 - cv2.resize(image, (224, 224), interpolation=cv2.INTER_CUBIC)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def measure_catalog_shots(predictor, count: int = NUM_CATALOG_SHOTS) -> dict:
+    """Accuracy on test images, and on catalog shots made from them through each conversion."""
+    from fashion_core.data import load_fashion_mnist
+    from fashion_core.preprocess import naive_photo_to_fashion_mnist, photo_to_fashion_mnist
+
+    data = load_fashion_mnist(download=False)
+    images, labels = data.test_images[:count], data.test_labels[:count]
+    shots = [catalog_shot(image) for image in images]
+    result = {"num_images": count, "dataset_images": float((predictor.predict(images).argmax(1) == labels).mean())}
+    for name, convert in (("naive", naive_photo_to_fashion_mnist), ("pipeline", photo_to_fashion_mnist)):
+        converted, _ = convert_all(convert, shots)
+        result[name] = float((predictor.predict(converted).argmax(1) == labels).mean())
+    return result
+
+
+def measure_realphoto_accuracy(
+    model_dir: str | Path = DEFAULT_MODEL_DIR, photos_dir: str | Path = REAL_PHOTOS_DIR
+) -> dict:
+    """The model's accuracy on the real dev photos with the naive and with our conversion.
+
+    Args:
+        model_dir: a model folder. Defaults to the shipped `model_artifacts/default`.
+        photos_dir: a folder with `MANIFEST.tsv`. Defaults to `../shared/realphotos-dev`.
+
+    Returns:
+        A JSON-ready dict: `model`, `num_photos`, `naive`, `pipeline` and `pipeline_flip_average`
+        (each `{accuracy, per_class, counts}`), `seconds_per_photo` of each conversion, and
+        `catalog_shots` (accuracy on test images made into catalog photos); or `{"error": ...}`
+        when the photos are not there.
+    """
+    from fashion_core.inference import Predictor
+    from fashion_core.preprocess import naive_photo_to_fashion_mnist, photo_to_fashion_mnist
+    from fashion_core.registry import load_model, read_metadata
+
+    photos_dir, model_dir = Path(photos_dir), Path(model_dir)
+    if not (photos_dir / "MANIFEST.tsv").is_file():
+        return {"error": f"No real photos: {photos_dir / 'MANIFEST.tsv'} is missing."}
+    paths, labels = read_manifest(photos_dir)
+    files = [(photos_dir / path).read_bytes() for path in paths]
+    model = load_model(model_dir)
+    metadata = read_metadata(model_dir)
+    predictor, mirrored = Predictor(model), Predictor(model, flip_average=True)
+    naive_images, naive_seconds = convert_all(naive_photo_to_fashion_mnist, files)
+    images, seconds = convert_all(photo_to_fashion_mnist, files)
+    return {
+        "model": {
+            "path": str(model_dir),
+            "architecture": metadata.get("architecture"),
+            "test_accuracy": metadata.get("test_accuracy"),
+        },
+        "num_photos": len(files),
+        "naive": accuracy_report(predictor.predict(naive_images).argmax(1), labels),
+        "pipeline": accuracy_report(predictor.predict(images).argmax(1), labels),
+        "pipeline_flip_average": accuracy_report(mirrored.predict(images).argmax(1), labels),
+        "seconds_per_photo": {"naive": naive_seconds, "pipeline": seconds},
+        "catalog_shots": measure_catalog_shots(predictor),
+    }
+
+
+def print_table(results: dict) -> None:
+    if "error" in results:
+        print(results["error"])
+        return
+    model = results["model"]
+    print(f"Model {model['path']} ({model['architecture']}, test accuracy {model['test_accuracy']})")
+    print(f"{results['num_photos']} real photos")
+    columns = ("naive", "pipeline", "pipeline_flip_average")
+    print(f"{'class':<14}{'photos':>7}" + "".join(f"{name:>24}" for name in columns))
+    for class_name, count in results["pipeline"]["counts"].items():
+        values = "".join(f"{results[name]['per_class'][class_name]:>24.1%}" for name in columns)
+        print(f"{class_name:<14}{count:>7}{values}")
+    print(f"{'all':<14}{results['num_photos']:>7}" + "".join(f"{results[name]['accuracy']:>24.1%}" for name in columns))
+    seconds = results["seconds_per_photo"]
+    naive_ms, pipeline_ms = seconds["naive"] * 1000, seconds["pipeline"] * 1000
+    print(f"Conversion time per photo: naive {naive_ms:.1f} ms, pipeline {pipeline_ms:.1f} ms")
+    catalog = results["catalog_shots"]
+    print(
+        f"{catalog['num_images']} test images as catalog shots: dataset images {catalog['dataset_images']:.1%}, "
+        f"naive {catalog['naive']:.1%}, pipeline {catalog['pipeline']:.1%}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR), help="a model folder (default: the shipped one)")
+    parser.add_argument("--photos-dir", default=str(REAL_PHOTOS_DIR), help="a folder with MANIFEST.tsv")
+    arguments = parser.parse_args()
+    print_table(measure_realphoto_accuracy(arguments.model_dir, arguments.photos_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""AppTest of the prediction page: uploads, bad files, several files, the camera, the drawing tab, the model picker."""
+
+import csv
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fashion_core.data import CLASS_NAMES
+from fashion_core.inference import Predictor
+from fashion_core.models import ModelOptions, build_model
+from fashion_core.preprocess import photo_steps
+from fashion_core.registry import ModelRegistry
+from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY
+from tests.bad_images import upload_cases
+from tests.explain_page_support import image_urls, navigation_app
+
+PAGE = "pages/predict.py"
+REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
+
+
+def dev_photo(class_name: str, position: int = 0) -> tuple[str, bytes]:
+    with open(REAL_PHOTOS_DIR / "MANIFEST.tsv", newline="") as manifest:
+        paths = [
+            row["relative_path"] for row in csv.DictReader(manifest, delimiter="\t") if row["class_name"] == class_name
+        ]
+    return Path(paths[position]).name, (REAL_PHOTOS_DIR / paths[position]).read_bytes()
+
+
+@pytest.fixture
+def app(monkeypatch):
+    return navigation_app(monkeypatch, PAGE)
+
+
+def metrics(app) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+@functools.cache
+def predictor(model, flip_average: bool) -> Predictor:
+    return Predictor(model, flip_average=flip_average)  # one traced function per model, as the page has
+
+
+def expected_answer(model, data: bytes, flip_average: bool = False) -> tuple[str, str]:
+    probabilities = predictor(model, flip_average).predict_one(photo_steps(data).image)
+    return CLASS_NAMES[int(probabilities.argmax())], f"{probabilities.max():.1%}"
+
+
+def chart_keys(app) -> list[str]:
+    return [chart.proto.id.rsplit("-", 1)[-1] for chart in app.get("plotly_chart")]
+
+
+def test_the_page_explains_each_input_before_anything_is_given(app):
+    """Test that the empty page shows the tips, the three tabs and what to do in each."""
+    assert not app.exception
+    assert [tab.label for tab in app.tabs] == ["Upload", "Camera", "Draw"]
+    assert "Upload one or more photos to classify them." in [info.value for info in app.info]
+    assert "Draw on the black canvas; the toolbar under it has undo and clear." in [info.value for info in app.info]
+    assert app.expander[0].label == "What makes a photo work well"
+
+
+def test_an_uploaded_photo_shows_its_class_confidence_chart_and_grad_cam(app, shipped_model):
+    """Test that a real photo gets the shipped model's class and confidence, a chart and two overlays."""
+    name, data = dev_photo("trouser")
+    app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
+    assert not app.exception
+    predicted, confidence = expected_answer(shipped_model, data)
+    assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
+    assert chart_keys(app) == ["upload_chart"]
+    captions = set(image_urls(app))
+    assert {
+        "What the model sees (28x28)",
+        "On the model's image",
+        "On the photo (the model saw only the boxed crop)",
+    } <= captions
+    assert {"Photo (oriented)", "Garment found", "Model input (28x28, sharpened)"} <= captions
+    last_input = app.session_state[LAST_INPUT_KEY]
+    conversion = photo_steps(data)
+    assert last_input["name"] == name
+    np.testing.assert_array_equal(last_input["image"], conversion.image)
+    assert last_input["crop_box"] == conversion.crop_box and last_input["content_box"] == conversion.content_box
+    assert last_input["photo"].shape == conversion.original.shape
+
+
+def test_a_bad_file_shows_its_message_and_the_good_one_is_still_classified(app, shipped_model):
+    """Test that a text file renamed .png gets its error while the photo beside it is classified."""
+    bad = upload_cases()["text renamed .png"]
+    name, data = dev_photo("dress")
+    app.file_uploader(key="predict_upload").set_value(
+        [(bad.filename, bad.data, "image/png"), (name, data, "image/jpeg")]
+    ).run()
+    assert not app.exception
+    assert [error.value for error in app.error] == [
+        "**notes.png**: This file is text (or a web page), not an image; perhaps it was renamed to look like one. "
+        "Upload a PNG, JPEG, WebP, GIF, BMP or TIFF photo. Received: first bytes=b'This is a plain '"
+    ]
+    assert metrics(app)["Predicted class"] == expected_answer(shipped_model, data)[0]
+
+
+@pytest.mark.parametrize(
+    "case_name", ["zero bytes", "truncated JPEG", "decompression bomb PNG", "all-white image", "SVG"]
+)
+def test_each_bad_upload_alone_gives_an_error_and_no_result(app, case_name):
+    """Test that a bad file on its own shows only its error message."""
+    case = upload_cases()[case_name]
+    app.file_uploader(key="predict_upload").set_value((case.filename, case.data, "application/octet-stream")).run()
+    assert not app.exception
+    assert len(app.error) == 1 and case.expected_error in app.error[0].value
+    assert app.error[0].value.startswith(f"**{case.filename}**: ")
+    assert metrics(app) == {} and chart_keys(app) == []
+
+
+def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_model):
+    """Test that three uploads (one broken) give a three-row table, a CSV button and details on request."""
+    photos = [dev_photo("coat"), dev_photo("shirt")]
+    bad = upload_cases()["truncated PNG"]
+    files = [(name, data, "image/jpeg") for name, data in photos] + [(bad.filename, bad.data, "image/png")]
+    app.file_uploader(key="predict_upload").set_value(files).run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["File"]) == [photos[0][0], photos[1][0], "cut.png"]
+    expected = [expected_answer(shipped_model, data) for _, data in photos]
+    assert list(table["Class"][:2]) == [predicted for predicted, _ in expected]
+    assert [f"{value:.1%}" for value in table["Confidence"][:2]] == [confidence for _, confidence in expected]
+    assert table["Photo"][0].startswith("data:image/png;base64,") and pd.isna(table["Photo"][2])
+    assert "truncated or corrupt" in table["Note"][2]
+    assert app.get("download_button")[0].proto.label == "Download as CSV"
+    assert metrics(app)["Predicted class"] == expected[0][0]
+    app.selectbox(key="predict_detail_file").set_value(1).run()
+    assert metrics(app) == {"Predicted class": expected[1][0], "Confidence": expected[1][1]}
+    assert app.session_state[LAST_INPUT_KEY]["name"] == photos[1][0]
+
+
+def test_a_camera_photo_is_classified(app, shipped_model):
+    """Test that a photo from the camera input gets a class and its own chart."""
+    _, data = dev_photo("tshirt_top")
+    app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
+    assert not app.exception
+    predicted, confidence = expected_answer(shipped_model, data)
+    assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
+    assert chart_keys(app) == ["camera_chart"]
+    assert app.session_state[LAST_INPUT_KEY]["name"] == "camera photo"
+
+
+def test_mirror_averaging_changes_the_answer_to_the_averaged_one(app, shipped_model):
+    """Test that the flip-averaging toggle shows the mean of the photo's and its mirror image's probabilities."""
+    name, data = dev_photo("shirt", 3)
+    app.toggle(key="predict_flip_average").set_value(True)
+    app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
+    assert not app.exception
+    predicted, confidence = expected_answer(shipped_model, data, flip_average=True)
+    assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
+
+
+def test_the_model_picked_in_the_sidebar_makes_the_prediction(app, private_user_models):
+    """Test that a user model chosen in the sidebar (a dense one, without conv layers) is the one used."""
+    model = build_model("dense", ModelOptions(augment=False, seed=3))
+    ModelRegistry(user_dir=private_user_models).save("tiny-dense", model, {"architecture": "dense"})
+    app.run()
+    app.sidebar.selectbox(key=MODEL_NAME_KEY).set_value("tiny-dense").run()
+    name, data = dev_photo("coat", 2)
+    app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
+    assert not app.exception
+    predicted, confidence = expected_answer(model, data)
+    assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
+    assert any("Saliency (this model has no conv layer)" in markdown.value for markdown in app.markdown)
