@@ -16,6 +16,7 @@ format, pixel count), and every problem raises `ImageError` with what to do abou
 
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import dataclass, field
 
@@ -36,14 +37,14 @@ MAX_ASPECT_RATIO = 8.0  # long side / short side; no garment photo is a thin str
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow's JPEG opener also reads MPO
 ACCEPTED_FORMATS_TEXT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
-ORIGINAL_MAX_SIDE = 512  # `PhotoConversion.original` is downscaled to this longest edge
+ORIGINAL_MAX_SIDE = 400  # `PhotoConversion.original` is downscaled to this longest edge
 SEGMENTATION_SIDE = 112  # the garment is found on a copy this size: fast, and enough for a 28x28 result
 BORDER_RING_FRACTION = 0.04  # the photo's outer ring, as a share of its short side, samples the background
 BACKGROUND_CLUSTERS = 5  # colours (k-means) the ring's pixels are grouped into
 MIN_BACKGROUND_CLUSTER_SHARE = 0.05  # a ring colour rarer than this is the garment touching the edge
 BACKGROUND_DISTANCE_THRESHOLD = 2.5  # in units of each background colour's own spread (Lab)
 MAX_BACKGROUND_SHARE_OF_MIDDLE = 0.3  # a ring colour covering more of the frame's middle is the garment's
-GRABCUT_ITERATIONS = 2
+GRABCUT_ITERATIONS = 1  # a second pass costs 40% more time and changed nothing measurable
 MIN_GARMENT_FRACTION = 0.01  # a mask smaller than this share of the photo is a failed segmentation
 BLANK_RANGE = 16  # an image whose every channel spans fewer grey levels than this shows nothing
 
@@ -51,7 +52,7 @@ SHARPEN_SIGMA = 1.0  # the paper's Gaussian radius and sigma
 # Dataset garments' grey levels: the 2nd..98th percentiles of a garment are stretched to these.
 GARMENT_LOW_LEVEL = 60
 GARMENT_HIGH_LEVEL = 245
-MIN_GARMENT_CONTRAST = 80  # grey levels; a plain garment's few levels are not stretched beyond this
+MIN_GARMENT_CONTRAST = 120  # grey levels; a plain garment's few levels are not stretched beyond this
 DRAWING_BLUR_SIGMA = 0.6  # canvas strokes are hard-edged; dataset images are soft
 DRAWING_INK_LEVEL = 32  # canvas pixels at least this bright are strokes
 
@@ -97,7 +98,7 @@ class PhotoConversion:
 
 def _format_from_signature(data: bytes) -> str | None:
     """Names the file type from its first bytes, for formats people upload by mistake."""
-    head = data[:512]
+    head = bytes(data[:512])
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if head.startswith(b"%PDF"):
         return "PDF"
@@ -127,12 +128,14 @@ def _unreadable_message(data: bytes) -> str:
             f"This is {article} {kind} file, not a photo: it cannot be classified. Export it as a PNG or JPEG "
             f"image and upload that. Received: format={kind}"
         )
-    if kind in ("HEIC", "AVIF"):
+    if kind == "HEIC":
         return (
-            f"{kind} photos (the iPhone's default format) cannot be read here. Upload a JPEG or PNG instead "
+            "HEIC photos (the iPhone's default format) cannot be read here. Upload a JPEG or PNG instead "
             "(on an iPhone: Settings > Camera > Formats > Most Compatible, or share the photo as JPEG). "
             f"Received: format={kind}"
         )
+    if kind == "AVIF":
+        return f"AVIF images cannot be read here. Save it as JPEG or PNG, then upload that. Received: format={kind}"
     if kind == "video":
         return f"This is a video or another ISO media file, not a photo. Upload a JPEG or PNG. Received: format={kind}"
     if kind in ("PNG", "JPEG", "GIF", "WEBP"):
@@ -224,18 +227,18 @@ def _decode_first_frame(image: Image.Image) -> Image.Image:
             f"The {image.format} image is truncated or corrupt and cannot be decoded ({error}). Upload the "
             f"photo again, or export it again from the app that made it. Received: format={image.format}"
         ) from error
-    try:
-        return ImageOps.exif_transpose(image)
-    except Exception:  # a malformed EXIF block: keep the photo as stored rather than refuse it
-        return image
+    # A malformed EXIF block keeps the photo as stored rather than refuse it; in place: no copy.
+    with contextlib.suppress(Exception):
+        ImageOps.exif_transpose(image, in_place=True)
+    return image
 
 
 def _as_uint8_grey(array: np.ndarray, mode: str) -> np.ndarray:
     """16-bit, 32-bit and float grey pixels as 0..255 (Pillow's own conversion clips them at 255)."""
-    values = array.astype(np.float64)
     if mode.startswith("I;16"):
-        values = values / 257.0
-    elif values.max() > 255 or values.min() < 0:
+        return (array.astype(np.uint16) >> 8).astype(np.uint8)
+    values = array.astype(np.float32)
+    if values.max() > 255 or values.min() < 0:
         low, high = values.min(), values.max()
         values = (values - low) * (255.0 / max(high - low, 1e-9))
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
@@ -282,7 +285,13 @@ def decode_photo(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     """
     _check_byte_size(data)
     image = _decode_first_frame(_open_image(data))
-    rgb, alpha = _rgb_and_alpha(image)
+    try:
+        rgb, alpha = _rgb_and_alpha(image)
+    except (ValueError, OSError) as error:  # a colour mode Pillow cannot turn into RGB (LAB TIFFs, ...)
+        raise ImageError(
+            f"The image's colour mode cannot be read ({error}). Save it as an ordinary RGB JPEG or PNG and "
+            f"upload that. Received: mode={image.mode}"
+        ) from error
     rgb = _downscaled(rgb, ORIGINAL_MAX_SIDE)
     if alpha is not None:
         alpha = _downscaled(alpha, ORIGINAL_MAX_SIDE)
@@ -417,6 +426,12 @@ def garment_mask(small_rgb: np.ndarray, alpha: np.ndarray | None = None) -> tupl
     return mask, False
 
 
+def full_size_mask(small_mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The garment mask at the photo's size: float32 `(H, W)` in [0, 1], soft (anti-aliased) at the edges."""
+    height, width = shape
+    return cv2.resize(small_mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
@@ -444,10 +459,13 @@ def garment_grey_levels(crop_rgb: np.ndarray, crop_mask: np.ndarray, background_
     """
     luminance = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     inside = crop_mask > 0.5
-    garment_luminance = float(np.median(luminance[inside])) if inside.any() else 255.0
-    levels = luminance if garment_luminance > background_luminance else 255.0 - luminance
+    sample = luminance[::2, ::2][inside[::2, ::2]]  # every 4th pixel is plenty for a median and percentiles
+    if sample.size == 0:
+        sample = luminance[inside] if inside.any() else np.array([255.0], dtype=np.float32)
+    is_lighter = float(np.median(sample)) > background_luminance
+    levels = luminance if is_lighter else 255.0 - luminance
     if inside.any():
-        low, high = np.percentile(levels[inside], [2, 98])
+        low, high = np.percentile(sample if is_lighter else 255.0 - sample, [2, 98])
         contrast = max(high - low, MIN_GARMENT_CONTRAST)
         levels = GARMENT_LOW_LEVEL + (levels - (high - contrast)) * (
             (GARMENT_HIGH_LEVEL - GARMENT_LOW_LEVEL) / contrast
@@ -515,12 +533,10 @@ def photo_steps(data: bytes) -> PhotoConversion:
     _check_not_blank(small, small_alpha)
     small_mask, whole_photo = garment_mask(small, small_alpha)
     height, width = original.shape[:2]
-    # (H, W) float32 in [0, 1]; bilinear upsampling gives the garment soft, anti-aliased edges.
-    mask = cv2.resize(small_mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    mask = full_size_mask(small_mask, (height, width))
     crop_box = _bounding_box(mask > 0.5) if (mask > 0.5).any() else (0, 0, width, height)
     left, top, right, bottom = crop_box
-    luminance = cv2.cvtColor(original, cv2.COLOR_RGB2GRAY)
-    background = luminance[mask <= 0.5]
+    background = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)[~small_mask]
     background_luminance = float(np.median(background)) if background.size else 255.0
     crop = original[top:bottom, left:right]
     grey = garment_grey_levels(crop, mask[top:bottom, left:right], background_luminance)

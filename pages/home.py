@@ -1,6 +1,5 @@
 """Home: what the app does, and the card of the model in use."""
 
-import pandas as pd
 import streamlit as st
 
 from fashion_core.charts import per_class_accuracy_chart
@@ -43,7 +42,7 @@ def model_card(loaded: LoadedModel) -> None:
         "Command": metadata.get("command", "trained in the app"),
         "TensorFlow / Keras": f"{metadata.get('tensorflow_version', '?')} / {metadata.get('keras_version', '?')}",
     }
-    right.dataframe(pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]}), hide_index=True)
+    right.markdown("\n".join(f"- **{label}:** `{value}`" for label, value in facts.items()))
 
 
 st.title("Fashion-MNIST Studio")

@@ -279,6 +279,7 @@ def draw_tab(loaded: LoadedModel, predictor: Predictor) -> None:
     tool_column, width_column = st.columns(2)
     tool = tool_column.radio("Tool", list(DRAWING_TOOLS), horizontal=True, key="predict_draw_tool")
     brush_width = width_column.slider("Brush width", 4, 60, 24, key="predict_brush_width")
+    st.space("small")  # room for the canvas's toolbar, which sits just above it
     canvas = st_canvas(
         fill_color="#FFFFFF",
         stroke_width=brush_width,
@@ -322,8 +323,10 @@ loaded = current_model()
 if loaded is not None:
     flip_average = st.toggle(
         "Average with the mirror image",
+        value=True,  # measured: as good or better on test images, catalog shots and real photos
         key="predict_flip_average",
-        help="Classify the image and its mirror image and average the two answers (a little slower).",
+        help="Classify the image and its mirror image and average the two answers: a garment and its mirror "
+        "image are the same class, and the average is steadier on photos.",
     )
     predictor = predictor_for(loaded, flip_average)
     upload, camera, draw = st.tabs(["Upload", "Camera", "Draw"])

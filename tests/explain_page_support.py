@@ -1,10 +1,6 @@
-"""What the Grad-CAM and Evaluation page tests share: an AppTest that reruns the entry script like the server does.
+"""What the Grad-CAM and Evaluation page tests share: starting the app on a page, reading images and charts.
 
-`AppTest` resets `PagesManager.uses_pages_directory` before every run, and since this repository has a
-`pages/` folder the flag then turns on: every run after the first executes the current page file alone,
-as in the old `pages/`-folder mode, skipping `streamlit_app.py` (no sidebar model picker, so the chosen
-model is forgotten on the third run). `streamlit run` sets the flag once, and `st.navigation` turns it
-off for good; `navigation_app` restores that.
+`tests/conftest.py` makes AppTest run the entry script on every run, as the server does.
 """
 
 import base64
@@ -12,22 +8,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
 
 
-def navigation_app(monkeypatch, page: str) -> AppTest:
-    """An AppTest of the entry script that always runs it (as `st.navigation` apps do), switched to `page`."""
-    original_init = PagesManager.__init__
-
-    def init_in_navigation_mode(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init_in_navigation_mode)
+def navigation_app(page: str) -> AppTest:
+    """An AppTest of the entry script, run once on `page` (a path such as `"pages/gradcam.py"`)."""
     app = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
     return app.switch_page(page).run()
 

@@ -112,7 +112,7 @@ def test_every_config_field_is_a_flag():
 def test_preset_values_are_the_base_and_flags_override_them():
     args = build_parser().parse_args(["train", "--out", "x", "--preset", "Quick", "--epochs", "1"])
     config = config_from_args(args)
-    assert config.architecture == "seed_cnn" and config.epochs == 1
+    assert config.architecture == "small_cnn" and config.epochs == 1
 
 
 @pytest.mark.parametrize("path", ["does-not-exist", "README.md"])

@@ -218,7 +218,7 @@ def test_run_time_estimate_follows_the_presets_and_learns_from_finished_runs(tmp
     quick = estimate_run_seconds(PRESETS["Quick"])
     assert 30 <= quick.seconds <= 120 and quick.num_runs == 0
     assert estimate_run_seconds(PRESETS["Best"]).seconds > 10 * quick.seconds
-    assert estimate_run_seconds(PRESETS["Quick"].replace(epochs=4)).seconds > 1.8 * quick.seconds - 10
+    assert estimate_run_seconds(PRESETS["Quick"].replace(epochs=8)).seconds > 1.8 * quick.seconds - 10
 
     log = ThroughputLog(tmp_path / "throughput.json")
     config = PRESETS["Quick"]

@@ -30,7 +30,7 @@ def test_architecture_learns_from_a_small_batch(architecture, fashion_data):
 
 
 def test_unknown_architecture_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"choose one of \['cnn', 'dense', 'seed_cnn'\]"):
+    with pytest.raises(ValueError, match=r"choose one of \['cnn', 'dense', 'seed_cnn', 'small_cnn'\]"):
         build_model("resnet")
 
 

@@ -12,8 +12,8 @@ PAGE = "pages/evaluation.py"
 
 
 @pytest.fixture
-def app(monkeypatch):
-    return navigation_app(monkeypatch, PAGE)
+def app():
+    return navigation_app(PAGE)
 
 
 def confusion_matrix_shown(app) -> np.ndarray:
@@ -98,7 +98,7 @@ def test_missing_dataset_gives_the_message_and_no_exception(monkeypatch, tmp_pat
     monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
     common._cached_dataset.clear()
     try:
-        app = navigation_app(monkeypatch, PAGE)
+        app = navigation_app(PAGE)
         assert not app.exception
         assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.** Fashion-MNIST was not")
         assert not app.get("plotly_chart")

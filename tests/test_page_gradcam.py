@@ -15,8 +15,8 @@ PAGE = "pages/gradcam.py"
 
 
 @pytest.fixture
-def app(monkeypatch):
-    return navigation_app(monkeypatch, PAGE)
+def app():
+    return navigation_app(PAGE)
 
 
 def predicted_class(model, image) -> int:
@@ -149,7 +149,7 @@ def test_missing_dataset_still_explains_the_last_upload(monkeypatch, tmp_path, f
     monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
     common._cached_dataset.clear()
     try:
-        app = navigation_app(monkeypatch, PAGE)
+        app = navigation_app(PAGE)
         assert not app.exception
         assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.**")
         assert "Classify a photo or a drawing on the Predict page first" in app.info[0].value

@@ -59,15 +59,15 @@ def test_presets_fill_the_form_and_the_estimate_follows_it(monkeypatch, models_d
 
     app.selectbox(key="train_preset").set_value("Quick").run()
     values = {key: app.slider(key=key).value for key in ("train_epochs", "train_subset_size", "train_dropout")}
-    assert values == {"train_epochs": 2, "train_subset_size": 60000, "train_dropout": pytest.approx(0.2)}
-    assert app.select_slider(key="train_batch_size").value == 64
-    assert app.selectbox(key="train_architecture").value == "seed_cnn"
+    assert values == {"train_epochs": 4, "train_subset_size": 60000, "train_dropout": pytest.approx(0.3)}
+    assert app.select_slider(key="train_batch_size").value == 128
+    assert app.selectbox(key="train_architecture").value == "small_cnn"
     assert app.checkbox(key="train_augment").value is False
     quick_minutes = metrics(app)["Estimated run time"]
     assert re.fullmatch(r"\d+ s|1 min \d\d s", quick_minutes), quick_minutes  # "Quick: about one minute"
 
-    app.slider(key="train_epochs").set_value(4).run()
-    caption_starting(app, "60,000 images x 4 epochs at about")
+    app.slider(key="train_epochs").set_value(8).run()
+    caption_starting(app, "60,000 images x 8 epochs at about")
     assert metrics(app)["Estimated run time"] != quick_minutes
 
 
@@ -87,7 +87,7 @@ def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(monke
     assert app.get("progress")[0].proto.text.startswith("Epoch 1 of 1, batch ")
     app.button(key="train_start").click().run()  # a second start while the first runs
     assert app.warning[0].value.startswith("A training job is already running (job ")
-    assert "seed_cnn, 1 epochs" in app.warning[0].value
+    assert "small_cnn, 1 epochs" in app.warning[0].value
     time.sleep(1.0)
     later = rerun_until(app, lambda app: (points := live_loss_points(app)) > first and points)
     assert later > first
@@ -106,7 +106,7 @@ def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(monke
     shown_accuracy = metrics(app)["Test accuracy"]
     confusion = plotly_values(plotly_spec(app, "train_confusion")["data"][0]["z"])
     assert confusion.sum() == 10000 and f"{np.trace(confusion.reshape(10, 10)) / 10000:.2%}" == shown_accuracy
-    assert re.fullmatch(r"seed_cnn-[0-9a-f]{8}", app.text_input(key="train_save_name").value)
+    assert re.fullmatch(r"small_cnn-[0-9a-f]{8}", app.text_input(key="train_save_name").value)
 
     app.text_input(key="train_save_name").set_value("my model!")
     app.button(key="train_save").click().run()
@@ -132,5 +132,5 @@ def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(monke
     app.switch_page("pages/models.py").run()
     assert not app.exception
     table = app.dataframe[0].value.set_index("Name")
-    assert table.loc["quick-test", ["Kind", "Architecture", "Epochs"]].tolist() == ["user", "seed_cnn", 1]
+    assert table.loc["quick-test", ["Kind", "Architecture", "Epochs"]].tolist() == ["user", "small_cnn", 1]
     assert f"{table.loc['quick-test', 'Test accuracy']:.2%}" == shown_accuracy

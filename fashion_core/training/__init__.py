@@ -2,16 +2,26 @@
 
 from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import PRESETS, TrainingConfig
+from fashion_core.training.job import JobAlreadyRunning, JobManager, JobNotSavable, JobSnapshot, TrainingJob
 from fashion_core.training.loop import TrainingFailed, TrainingResult, make_dataset, train
+from fashion_core.training.throughput import RunTimeEstimate, ThroughputLog, estimate_run_seconds
 
 __all__ = [
     "PRESETS",
+    "JobAlreadyRunning",
+    "JobManager",
+    "JobNotSavable",
+    "JobSnapshot",
     "ProgressRecorder",
     "RestoreBestWeights",
+    "RunTimeEstimate",
     "StopOnEvent",
+    "ThroughputLog",
     "TrainingConfig",
     "TrainingFailed",
+    "TrainingJob",
     "TrainingResult",
+    "estimate_run_seconds",
     "make_dataset",
     "train",
 ]

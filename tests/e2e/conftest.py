@@ -1,8 +1,9 @@
-"""Browser-test fixtures: one `streamlit run` server and one Chromium for the session, a page per test.
+"""Browser-test fixtures: one `streamlit run` server and one Chromium for all of `tests/e2e/`, a page per test.
 
 Every test's page records the browser console; a test fails when an error shows up there, and the
 final state of its pages is saved as a full-page screenshot in `test-artifacts/e2e/<test name>.png`,
-on failure too.
+on failure too. The server and the browser are package-scoped: they stop when the browser tests are
+done, before the rest of the suite runs.
 """
 
 from __future__ import annotations
@@ -32,40 +33,32 @@ VIEWPORT = {"width": 1400, "height": 1000}
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def user_models_dir():
     """Where the app under test saves models: a temporary folder, never the real `user_models/`."""
-    import os  # TEMP-DEV
-
-    if os.environ.get("TEMP_E2E_URL"):  # TEMP-DEV
-        yield Path("/tmp/e2eprobe/models")
-        return
     with tempfile.TemporaryDirectory(prefix="e2e-user-models-") as folder:
         yield Path(folder)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """Debian's Chromium, driven by Playwright (never `playwright install`: there is no internet)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"The browser tests need Debian's Chromium at {CHROMIUM}: `apt-get install chromium`.")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def app_url(browser, user_models_dir, tmp_path_factory):
-    """The base URL of a `streamlit run streamlit_app.py` server shared by the session's tests.
+    """The base URL of a `streamlit run streamlit_app.py` server shared by the browser tests.
 
-    Its first session opens Home: with page files in `pages/`, a fresh server runs a deep link in
-    Streamlit's legacy multipage mode until some session has run the entry script's `st.navigation`
-    (see `test_e2e_deep_link.py`). Opening Home first also pays for importing TensorFlow once.
+    Its first session opens Home, so that importing TensorFlow and loading the model are paid once,
+    before any test's timeouts run. (A first visit by a link to a page is tested on a server of its
+    own, in `test_e2e_deep_link.py`.)
     """
-    import os  # TEMP-DEV
-
-    if os.environ.get("TEMP_E2E_URL"):  # TEMP-DEV
-        yield os.environ["TEMP_E2E_URL"]
-        return
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     with streamlit_server(user_models_dir, log_path) as base_url:
         context = browser.new_context()
@@ -95,7 +88,7 @@ def new_page(browser, console_errors, request):
     """
     contexts, pages = [], []
 
-    def open_page():
+    def open_new_page():
         context = browser.new_context(viewport=VIEWPORT)
         context.set_default_timeout(60_000)
         page = context.new_page()
@@ -104,7 +97,7 @@ def new_page(browser, console_errors, request):
         pages.append(page)
         return page
 
-    yield open_page
+    yield open_new_page
     try:
         if pages:
             save_screenshot(pages, ARTIFACTS_DIR / f"{screenshot_name(request)}.png")

@@ -36,6 +36,11 @@ RUN_START_GRACE_MS = 1_500  # how long an action may take to start a rerun
 CONNECTED = '[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
 RUNNING = '[data-testid="stApp"]:not([data-test-script-state="notRunning"])'
 NOT_RUNNING = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# Every element of the run is drawn: none left from the previous run, none still loading its code.
+DRAWN = """() => !document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')"""
+IMAGES_LOADED = "() => [...document.images].every((image) => image.complete)"
+SCREENSHOT_SETTLE_MS = 10_000
+MAX_SCREENSHOT_HEIGHT = 8_000
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # Streamlit's own noise on a deep link (streamlit/streamlit#7074): the frontend first tries the page path
 # as a base path (`/gradcam/_stcore/health`, 404) and then the root. The app is not involved.
@@ -111,22 +116,19 @@ def selector(name: str) -> str:
     return f'[data-testid="{name}"]'
 
 
-def is_running(page: Page) -> bool:
-    return page.locator(NOT_RUNNING).count() == 0
-
-
 def wait_for_app_run(page: Page, timeout: int = RUN_TIMEOUT_MS) -> None:
     """Waits until the app has connected and its script run (if one is starting) has finished.
 
     An action (a click, an upload) starts its rerun a moment later, so this first gives a run up to
-    `RUN_START_GRACE_MS` to start, then waits for it to end and for stale elements to be redrawn.
+    `RUN_START_GRACE_MS` to start, then waits for it to end, for stale elements to be redrawn and
+    for lazily loaded widgets (sliders, charts) to replace their skeletons.
     """
     page.wait_for_selector(CONNECTED, timeout=timeout)
     # Timing out here means the run was already over, or the action started none.
     with contextlib.suppress(PlaywrightTimeoutError):
         page.wait_for_selector(RUNNING, timeout=RUN_START_GRACE_MS)
     page.wait_for_selector(NOT_RUNNING, timeout=timeout)
-    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=timeout)
+    page.wait_for_function(DRAWN, timeout=timeout)
 
 
 def open_page(page: Page, base_url: str, path: str = "", timeout: int = RUN_TIMEOUT_MS) -> None:
@@ -154,6 +156,10 @@ def alerts(page: Page, kind: str | None = None) -> Locator:
     return page.locator(f"{selector('stAlert')}:has({selector(f'stAlertContent{kind.capitalize()}')})")
 
 
+def sidebar_model_picker(page: Page) -> Locator:
+    return sidebar(page).get_by_role("combobox", name="Model", exact=True)
+
+
 def sidebar_model_options(page: Page) -> list[str]:
     """The names the sidebar's model picker offers (its list is opened, read and closed)."""
     sidebar_model_picker(page).click()
@@ -162,17 +168,6 @@ def sidebar_model_options(page: Page) -> list[str]:
     names = [text.strip() for text in options.all_inner_texts()]
     page.keyboard.press("Escape")
     return names
-
-
-def plotly_point_counts(chart: Locator) -> list[int]:
-    """The number of data points of each trace of a rendered Plotly chart (from the DOM's `_fullData`)."""
-    return chart.evaluate(
-        """(element) => {
-            const plot = element.querySelector('.js-plotly-plot');
-            if (!plot || !plot._fullData) return [];
-            return plot._fullData.map(trace => (trace.y || trace.z || []).length);
-        }"""
-    )
 
 
 def plotly_trace_values(chart: Locator, axis: str = "y") -> list[list]:
@@ -186,11 +181,6 @@ def plotly_trace_values(chart: Locator, axis: str = "y") -> list[list]:
     )
 
 
-def image_is_loaded(image: Locator) -> bool:
-    """Whether an `<img>` has finished loading a non-empty picture."""
-    return image.evaluate("(img) => img.complete && img.naturalWidth > 0")
-
-
 @dataclass
 class ConsoleErrors:
     """Records the console errors and uncaught exceptions of the pages it watches."""
@@ -200,7 +190,7 @@ class ConsoleErrors:
 
     def watch(self, page: Page, label: str = "page") -> None:
         page.on("console", lambda message: self._on_console(message, label))
-        page.on("pageerror", lambda error: self.errors.append(f"{label}: uncaught {error}"))
+        page.on("pageerror", lambda error: self.errors.append(f"{label}: uncaught exception: {error}"))
 
     def _on_console(self, message, label: str) -> None:
         if message.type != "error":
@@ -241,12 +231,23 @@ def main_content_height(page: Page) -> int:
 
 
 def full_screenshot(page: Page) -> Image.Image:
-    """A picture of the whole page: the viewport is stretched to the content's height for the shot."""
+    """A picture of the whole page: the viewport is stretched to the content's height for the shot.
+
+    Streamlit scrolls inside `stMain`, so Playwright's `full_page` alone would stop at the window's
+    height. Stretching can reflow the page (charts resize), so the height is measured until it settles.
+    """
+    with contextlib.suppress(PlaywrightError):  # take the picture anyway: it may show why a test failed
+        page.wait_for_function(f"() => ({DRAWN})() && ({IMAGES_LOADED})()", timeout=SCREENSHOT_SETTLE_MS)
     viewport = page.viewport_size
-    height = min(max(main_content_height(page), viewport["height"]), 12_000)
+    height = viewport["height"]
     try:
-        page.set_viewport_size({"width": viewport["width"], "height": height})
-        page.wait_for_timeout(300)  # let the layout (and Plotly's resize) settle at the new height
+        for _ in range(3):
+            needed = min(max(main_content_height(page), viewport["height"]), MAX_SCREENSHOT_HEIGHT)
+            if needed == height:
+                break
+            height = needed
+            page.set_viewport_size({"width": viewport["width"], "height": height})
+            page.wait_for_timeout(250)  # a picture, not a check: let the reflow and Plotly's resize finish
         png = page.screenshot(full_page=True, animations="disabled")
     finally:
         page.set_viewport_size(viewport)
@@ -340,7 +341,3 @@ def press_on_slider(page: Page, label: str, key: str) -> None:
     slider.focus()
     slider.press(key)
     wait_for_app_run(page)
-
-
-def sidebar_model_picker(page: Page) -> Locator:
-    return sidebar(page).get_by_role("combobox", name="Model", exact=True)

@@ -10,6 +10,7 @@ from tests.e2e.helpers import (
     open_page,
     selector,
     sidebar,
+    sidebar_model_picker,
     streamlit_server,
 )
 
@@ -23,18 +24,17 @@ def fresh_url(tmp_path):
         yield base_url
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known bug: the page files live in `pages/`, so Streamlit runs a fresh server's first deep link in its "
-    "legacy multipage mode (sidebar lists 'streamlit app', 'common', ...; no model picker; 'No model is "
-    "available'). Fix: rename the folder (e.g. `app_pages/`); then remove this marker.",
-)
 def test_a_deep_link_on_a_fresh_server_opens_the_page_in_the_app(fresh_url, page):
-    """Test that the first visit of a fresh server, by a link to the Dataset page, shows the app's navigation."""
-    open_page(page, fresh_url, "dataset", timeout=FIRST_RUN_TIMEOUT_MS)
-    expect(main_area(page).locator("h1").first).to_have_text("Dataset")
+    """Test that a fresh server's first visit, by a link to a page, shows that page inside the app's navigation.
+
+    With page files in a folder named `pages/`, Streamlit can run such a first visit in its legacy
+    multipage mode: the sidebar then lists the files (`streamlit app`, `common`, ...) and the entry
+    script, with its model picker, does not run (streamlit/streamlit#10276 discusses it).
+    """
+    open_page(page, fresh_url, "models", timeout=FIRST_RUN_TIMEOUT_MS)
+    expect(main_area(page).locator("h1").first).to_have_text("Models")
     links = sidebar(page).locator(selector("stSidebarNavLink"))
-    expect(links.filter(has_text="Home")).to_have_count(1, timeout=5_000)  # drawn by the run that just ended
+    expect(links.filter(has_text="Home")).to_have_count(1)
     expect(links.filter(has_text="common")).to_have_count(0)
-    expect(sidebar(page).locator(selector("stSelectbox"))).to_contain_text("default")
+    expect(sidebar_model_picker(page)).to_have_value("default")
     expect(exceptions(page)).to_have_count(0)

@@ -47,6 +47,6 @@ def test_two_sessions_at_once_each_get_their_own_prediction(new_page, app_url):
         expect(files).to_have_count(1)
         expect(files).to_have_attribute("title", photo.name)
         seen = shown_model_image(page)
-        assert np.abs(seen - own).mean() < 3, "a page shows another image than its own upload"
-        assert np.abs(seen - other).mean() > 30
+        # Its own photo's 28x28 (up to JPEG noise), far from the other one's.
+        assert np.abs(seen - own).mean() < 0.25 * np.abs(seen - other).mean(), "a page shows another upload"
         expect(exceptions(page)).to_have_count(0)
