@@ -229,11 +229,11 @@ def remove_stale_staging(parent: Path, older_than_seconds: float = STALE_STAGING
 
 def without_optimizer(model):
     """The model without its optimizer state, which would triple the file and is never used again."""
-    import keras
 
     if getattr(model, "optimizer", None) is None:
         return model
-    copy = keras.models.clone_model(model)
+    # Rebuilt from its config: `clone_model` would compile the copy with the same optimizer.
+    copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
 

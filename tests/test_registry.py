@@ -195,3 +195,18 @@ def test_shipped_metadata_records_how_the_model_was_made():
         assert key in metadata, key
     assert metadata["command"].startswith("python -m fashion_core train")
     assert (SHIPPED_MODEL_DIR / "model.keras").stat().st_size < 5 * 1024 * 1024
+
+
+def test_saved_models_carry_no_optimizer_state(registry, fashion_data):
+    import zipfile
+
+    import h5py
+
+    model = build_model("dense", ModelOptions(augment=False))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(fashion_data.train_images[:64, ..., None].astype("float32"), fashion_data.train_labels[:64], verbose=0)
+    entry = registry.save("compiled", model, {})
+    with zipfile.ZipFile(entry.model_file) as archive, h5py.File(archive.open("model.weights.h5")) as weights:
+        optimizer_arrays = [name for name in weights.get("optimizer/vars", {})]
+    assert optimizer_arrays == []
+    assert entry.size_bytes < 500_000  # 101,770 float32 weights, without Adam's two copies of them
