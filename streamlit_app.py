@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages.common import sidebar_model_picker
 
-st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
+st.set_page_config(page_title="Fashion-MNIST Studio", page_icon="👕", layout="wide")
 
 PAGES = {
     "Classify": [

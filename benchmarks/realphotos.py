@@ -134,11 +134,11 @@ def print_table(results: dict) -> None:
     print(f"Model {model['path']} ({model['architecture']}, test accuracy {model['test_accuracy']})")
     print(f"{results['num_photos']} real photos")
     columns = ("naive", "pipeline", "pipeline_flip_average")
-    print(f"{'class':<14}{'photos':>7}" + "".join(f"{name:>24}" for name in columns))
+    print(f"{'class':<14}{'photos':>7}" + "".join(f"{name:>23}" for name in columns))
     for class_name, count in results["pipeline"]["counts"].items():
-        values = "".join(f"{results[name]['per_class'][class_name]:>24.1%}" for name in columns)
+        values = "".join(f"{results[name]['per_class'][class_name]:>23.1%}" for name in columns)
         print(f"{class_name:<14}{count:>7}{values}")
-    print(f"{'all':<14}{results['num_photos']:>7}" + "".join(f"{results[name]['accuracy']:>24.1%}" for name in columns))
+    print(f"{'all':<14}{results['num_photos']:>7}" + "".join(f"{results[name]['accuracy']:>23.1%}" for name in columns))
     seconds = results["seconds_per_photo"]
     naive_ms, pipeline_ms = seconds["naive"] * 1000, seconds["pipeline"] * 1000
     print(f"Conversion time per photo: naive {naive_ms:.1f} ms, pipeline {pipeline_ms:.1f} ms")

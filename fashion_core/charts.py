@@ -53,7 +53,7 @@ def per_class_accuracy_chart(per_class_accuracy: dict[str, float] | Sequence[flo
             orientation="h",
             marker_color=ACCENT,
             text=[f"{values[i]:.1%}" for i in order],
-            textposition="inside",
+            textposition="auto",  # inside long bars, beside short ones (a 0% class still shows its label)
             hovertemplate="%{y}: %{x:.2%}<extra></extra>",
         )
     )

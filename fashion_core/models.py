@@ -9,7 +9,7 @@ order. Models use only built-in Keras layers, so a saved `.keras` file loads wit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 from keras import layers
@@ -166,6 +166,20 @@ def build_model(architecture: str, options: ModelOptions | None = None) -> keras
             f"Unknown architecture; choose one of {sorted(ARCHITECTURES)}. Received: architecture={architecture!r}"
         )
     return ARCHITECTURES[architecture](options or ModelOptions())
+
+
+def inference_model(model: keras.Model, architecture: str, options: ModelOptions) -> keras.Model:
+    """The same model without its augmentation layers and optimizer: what is saved and shipped.
+
+    Keras' random augmentation layers default to `training=True`, so with them inside, a plain
+    `model(images)` call (without `training=False`) would augment the images and update the
+    batch-norm statistics. Only the training step needs them.
+    """
+    copy = build_model(architecture, replace(options, augment=False))
+    for layer in copy.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return copy
 
 
 def conv_layer_names(model: keras.Model) -> list[str]:

@@ -244,19 +244,22 @@ def _as_uint8_grey(array: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
-def _rgb_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """uint8 RGB `(H, W, 3)` with any transparency put on white, and the alpha `(H, W)` if it has one."""
+def _as_rgb_or_rgba(image: Image.Image) -> Image.Image:
+    """The image in mode `RGB`, or `RGBA` when it has transparency (palette, grey+alpha, ...)."""
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        grey = _as_uint8_grey(np.asarray(image), image.mode)
-        return np.repeat(grey[..., None], 3, axis=2), None
+        return Image.fromarray(_as_uint8_grey(np.asarray(image), image.mode), mode="L").convert("RGB")
     if image.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode != "RGBA":
-        return np.asarray(image.convert("RGB")), None
-    rgba = np.asarray(image)
-    alpha = rgba[..., 3]
+        return image.convert("RGBA")
+    return image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
+
+
+def _composited_on_white(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 RGB `(H, W, 3)` of `(H, W, 3)` RGB or `(H, W, 4)` RGBA pixels, and the alpha if not all opaque."""
+    if pixels.shape[2] == 3:
+        return pixels, None
+    alpha = pixels[..., 3]
     weight = alpha[..., None].astype(np.float32) / 255.0
-    rgb = np.rint(rgba[..., :3] * weight + 255.0 * (1.0 - weight)).astype(np.uint8)
+    rgb = np.rint(pixels[..., :3] * weight + 255.0 * (1.0 - weight)).astype(np.uint8)
     return rgb, (alpha if alpha.min() < 255 else None)
 
 
@@ -286,16 +289,16 @@ def decode_photo(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     _check_byte_size(data)
     image = _decode_first_frame(_open_image(data))
     try:
-        rgb, alpha = _rgb_and_alpha(image)
+        image = _as_rgb_or_rgba(image)
     except (ValueError, OSError) as error:  # a colour mode Pillow cannot turn into RGB (LAB TIFFs, ...)
         raise ImageError(
             f"The image's colour mode cannot be read ({error}). Save it as an ordinary RGB JPEG or PNG and "
             f"upload that. Received: mode={image.mode}"
         ) from error
-    rgb = _downscaled(rgb, ORIGINAL_MAX_SIDE)
-    if alpha is not None:
-        alpha = _downscaled(alpha, ORIGINAL_MAX_SIDE)
-    return rgb, alpha
+    # Downscaled before anything else, so a 50 MP upload costs no more memory than its decoded pixels;
+    # Pillow weighs colours by alpha when it resizes, so transparent pixels do not bleed into the edges.
+    image.thumbnail((ORIGINAL_MAX_SIDE, ORIGINAL_MAX_SIDE), Image.Resampling.BOX)
+    return _composited_on_white(np.asarray(image))
 
 
 def _check_not_blank(small_rgb: np.ndarray, alpha: np.ndarray | None) -> None:

@@ -229,13 +229,29 @@ def remove_stale_staging(parent: Path, older_than_seconds: float = STALE_STAGING
 
 def without_optimizer(model):
     """The model without its optimizer state, which would triple the file and is never used again."""
-
     if getattr(model, "optimizer", None) is None:
         return model
     # Rebuilt from its config: `clone_model` would compile the copy with the same optimizer.
     copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
+
+
+def model_to_save(model, metadata: dict):
+    """What is written to disk: for our architectures, the model without augmentation layers.
+
+    A model of another origin is saved as it is, less its optimizer state.
+    """
+    from fashion_core.models import ARCHITECTURES, ModelOptions, inference_model
+
+    config = metadata.get("config") or {}
+    if config.get("architecture") in ARCHITECTURES:
+        options = ModelOptions(dropout=config.get("dropout", 0.3), seed=config.get("seed", 0))
+        try:
+            return inference_model(model, config["architecture"], options)
+        except ValueError:  # the layers differ from today's builder: keep the model as it is
+            pass
+    return without_optimizer(model)
 
 
 def write_model_dir(parent: Path, model, metadata: dict) -> Path:
@@ -245,7 +261,7 @@ def write_model_dir(parent: Path, model, metadata: dict) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a published model is readable like any folder
     model_file = staging / MODEL_FILE
-    without_optimizer(model).save(model_file)
+    model_to_save(model, metadata).save(model_file)
     metadata = {
         **metadata,
         "tensorflow_version": _tensorflow_version(),

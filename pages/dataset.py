@@ -286,10 +286,13 @@ def image_grid(data: FashionMNIST, view: View, ordering: np.ndarray, loaded: Loa
     st.image(
         sheet_png(view.split, tuple(int(i) for i in indices), captions, marked),
         width="content",
+        output_format="PNG",  # keep the crisp PNG: "auto" re-encodes it as a blurrier JPEG
         alt=f"Page {page}: {', '.join(f'#{i} {label}' for i, label in zip(table['Index'], table['Label']))}",
     )
     if any(marked):
-        st.caption(f"Framed in orange: the {sum(marked)} images on this page the model gets wrong.")
+        wrong = sum(marked)
+        images = "image" if wrong == 1 else "images"
+        st.caption(f"Framed in orange: the {wrong} {images} on this page the model gets wrong.")
     table_key = f"{TABLE_KEY_PREFIX}_{view.split}_{page}"
     st.dataframe(
         table,
@@ -361,7 +364,7 @@ def mean_images_tab(view: View) -> None:
         f"The average of every {view.split} image of each class: where each class puts its pixels, and how much "
         "its images vary (a blurry mean means varied shapes)."
     )
-    st.image(mean_images_png(view.split), caption=list(CLASS_NAMES), width=140)
+    st.image(mean_images_png(view.split), caption=list(CLASS_NAMES), width=140, output_format="PNG")
 
 
 def embedding_tab(data: FashionMNIST, loaded: LoadedModel | None) -> None:
@@ -394,7 +397,7 @@ def selected_preview(data: FashionMNIST, loaded: LoadedModel, index: int) -> Non
     """A small view of the selected test image beside the map, so a click shows its result where it was made."""
     image, label = data.test_images[index], int(data.test_labels[index])
     predicted = int(page_probabilities(loaded, model_key(loaded), "test", (index,))[0].argmax())
-    st.image(png_bytes(browse.upscale(image, 5)), caption=f"#{index} · {CLASS_NAMES[label]}")
+    st.image(png_bytes(browse.upscale(image, 5)), caption=f"#{index} · {CLASS_NAMES[label]}", output_format="PNG")
     st.caption(f"Predicted {CLASS_NAMES[predicted]}. Full view at the top of the page.")
 
 

@@ -248,6 +248,13 @@ def draw_maps(chosen: ChosenImage, heatmap: np.ndarray, settings: Settings, clas
     where = f" on layer `{settings.layer_name}`" if settings.layer_name else ""
     st.markdown(f"Explaining **{CLASS_NAMES[class_index]}** with {settings.method}{where}.")
     st.caption(explain.METHOD_DESCRIPTIONS[settings.method])
+    if heatmap.max() == 0:
+        st.info(
+            f"The map is zero everywhere: weighted by their gradients, this layer's features lower the score of "
+            f"{CLASS_NAMES[class_index]} at every position, and Grad-CAM keeps only what raises it. "
+            "Try Grad-CAM++ or another layer.",
+            icon=":material/info:",
+        )
     pictures = {
         "What the model sees (28x28)": as_display_image(chosen.image, DISPLAY_SIZE),
         "Heat map": explain.heatmap_image(heatmap, settings.colormap, DISPLAY_SIZE),

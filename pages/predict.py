@@ -32,9 +32,8 @@ DISPLAY_SIZE = 196  # on-screen side of the 28x28 images, in pixels (7 per model
 THUMBNAIL_SIZE = 64
 CANVAS_SIZE = 280
 DRAWING_TOOLS = {"Brush": "freedraw", "Filled polygon": "polygon", "Line": "line"}
-SEEN_DIGESTS_KEY = (
-    "predict_seen_digests"  # {source: digest of its input last shown}: new inputs only update LAST_INPUT_KEY
-)
+# {tab: digest of the input it showed last}: only a new input replaces the one handed to the Grad-CAM page.
+SEEN_DIGESTS_KEY = "predict_seen_digests"
 
 
 @dataclass(frozen=True)
@@ -67,31 +66,19 @@ def converted_photo(data: bytes) -> PhotoConversion:
     return photo_steps(data)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _mirror_averaging_predictor(name: str, modified_ns: int, _model) -> Predictor:
-    return Predictor(_model, flip_average=True)
-
-
-def predictor_for(loaded: LoadedModel, flip_average: bool) -> Predictor:
-    """The model's compiled predictor, with or without mirror-image averaging."""
-    if not flip_average:
-        return loaded.predictor
-    return _mirror_averaging_predictor(loaded.name, loaded.entry.model_file.stat().st_mtime_ns, loaded.model)
-
-
 def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def classify_uploads(files: list, predictor: Predictor) -> tuple[list[Classified], dict[str, str]]:
-    """Converts and classifies uploads in one batch; returns the results and `{file name: error}`."""
-    conversions, errors = [], {}
+def classify_uploads(files: list, predictor: Predictor) -> tuple[list[Classified], list[tuple[str, str]]]:
+    """Converts and classifies uploads in one batch; returns the results and `(file name, error)` pairs."""
+    conversions, errors = [], []
     for file in files:
         data = file.getvalue()
         try:
             conversions.append((file.name, converted_photo(data), digest_of(data)))
         except ImageError as error:
-            errors[file.name] = str(error)
+            errors.append((file.name, str(error)))
     if not conversions:
         return [], errors
     probabilities = predictor.predict(np.stack([conversion.image for _, conversion, _ in conversions]))
@@ -173,7 +160,7 @@ def thumbnail_data_uri(photo: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def results_table(results: list[Classified], errors: dict[str, str]) -> pd.DataFrame:
+def results_table(results: list[Classified], errors: list[tuple[str, str]]) -> pd.DataFrame:
     """One row per file: thumbnail, class, confidence and any warning or error."""
     rows = [
         {
@@ -185,13 +172,11 @@ def results_table(results: list[Classified], errors: dict[str, str]) -> pd.DataF
         }
         for result in results
     ]
-    rows += [
-        {"Photo": None, "File": name, "Class": "", "Confidence": None, "Note": error} for name, error in errors.items()
-    ]
+    rows += [{"Photo": None, "File": name, "Class": "", "Confidence": None, "Note": error} for name, error in errors]
     return pd.DataFrame(rows, columns=["Photo", "File", "Class", "Confidence", "Note"])
 
 
-def results_csv(results: list[Classified], errors: dict[str, str]) -> str:
+def results_csv(results: list[Classified], errors: list[tuple[str, str]]) -> str:
     """The table for download: file, class, confidence, the ten probabilities, and any error."""
     rows = [
         {
@@ -203,11 +188,11 @@ def results_csv(results: list[Classified], errors: dict[str, str]) -> str:
         }
         for result in results
     ]
-    rows += [{"file": name, "error": error} for name, error in errors.items()]
+    rows += [{"file": name, "error": error} for name, error in errors]
     return pd.DataFrame(rows).to_csv(index=False)
 
 
-def show_table(results: list[Classified], errors: dict[str, str]) -> None:
+def show_table(results: list[Classified], errors: list[tuple[str, str]]) -> None:
     st.dataframe(
         results_table(results, errors),
         hide_index=True,
@@ -232,7 +217,7 @@ def show_table(results: list[Classified], errors: dict[str, str]) -> None:
 # The three inputs
 
 
-def upload_tab(loaded: LoadedModel, predictor: Predictor) -> None:
+def upload_tab(loaded: LoadedModel) -> None:
     files = st.file_uploader(
         "Photos of clothing items",
         type=UPLOAD_TYPES,
@@ -243,8 +228,8 @@ def upload_tab(loaded: LoadedModel, predictor: Predictor) -> None:
     if not files:
         st.info("Upload one or more photos to classify them.", icon=":material/upload:")
         return
-    results, errors = classify_uploads(files, predictor)
-    for name, error in errors.items():
+    results, errors = classify_uploads(files, loaded.predictor)
+    for name, error in errors:
         st.error(f"**{name}**: {error}", icon=":material/broken_image:")
     if len(files) > 1 and results:
         show_table(results, errors)
@@ -258,7 +243,7 @@ def upload_tab(loaded: LoadedModel, predictor: Predictor) -> None:
     show_result(chosen, loaded, key="upload")
 
 
-def camera_tab(loaded: LoadedModel, predictor: Predictor) -> None:
+def camera_tab(loaded: LoadedModel) -> None:
     photo = st.camera_input("Take a photo of one clothing item", key="predict_camera")
     if photo is None:
         return
@@ -269,12 +254,12 @@ def camera_tab(loaded: LoadedModel, predictor: Predictor) -> None:
         st.error(str(error), icon=":material/broken_image:")
         return
     result = Classified(
-        "camera photo", conversion.image, predictor.predict_one(conversion.image), conversion, digest_of(data)
+        "camera photo", conversion.image, loaded.predictor.predict_one(conversion.image), conversion, digest_of(data)
     )
     show_result(result, loaded, key="camera")
 
 
-def draw_tab(loaded: LoadedModel, predictor: Predictor) -> None:
+def draw_tab(loaded: LoadedModel) -> None:
     st.caption("Draw a garment in white and fill it in, as big as the canvas: dataset images are filled silhouettes.")
     tool_column, width_column = st.columns(2)
     tool = tool_column.radio("Tool", list(DRAWING_TOOLS), horizontal=True, key="predict_draw_tool")
@@ -293,7 +278,7 @@ def draw_tab(loaded: LoadedModel, predictor: Predictor) -> None:
     )
     pixels = canvas.image_data
     if pixels is None or not (canvas.json_data or {}).get("objects"):
-        st.info("Draw on the black canvas; the toolbar under it has undo and clear.", icon=":material/draw:")
+        st.info("Draw on the black canvas; the toolbar above it has undo and clear.", icon=":material/draw:")
         return
     try:
         image = drawing_to_fashion_mnist(pixels)
@@ -301,7 +286,7 @@ def draw_tab(loaded: LoadedModel, predictor: Predictor) -> None:
         st.info(str(error), icon=":material/draw:")
         return
     digest = digest_of(image.tobytes())
-    show_result(Classified("drawing", image, predictor.predict_one(image), None, digest), loaded, key="drawing")
+    show_result(Classified("drawing", image, loaded.predictor.predict_one(image), None, digest), loaded, key="drawing")
 
 
 def tips() -> None:
@@ -321,18 +306,10 @@ st.write(
 tips()
 loaded = current_model()
 if loaded is not None:
-    flip_average = st.toggle(
-        "Average with the mirror image",
-        value=True,  # measured: as good or better on test images, catalog shots and real photos
-        key="predict_flip_average",
-        help="Classify the image and its mirror image and average the two answers: a garment and its mirror "
-        "image are the same class, and the average is steadier on photos.",
-    )
-    predictor = predictor_for(loaded, flip_average)
     upload, camera, draw = st.tabs(["Upload", "Camera", "Draw"])
     with upload:
-        upload_tab(loaded, predictor)
+        upload_tab(loaded)
     with camera:
-        camera_tab(loaded, predictor)
+        camera_tab(loaded)
     with draw:
-        draw_tab(loaded, predictor)
+        draw_tab(loaded)

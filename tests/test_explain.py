@@ -123,13 +123,21 @@ def test_another_class_changes_the_map(shipped_model, test_images):
 
 
 def test_every_conv_layer_can_be_chosen(shipped_model, test_images):
-    """Test that each conv layer gives its own valid map, and an unknown layer says which exist."""
+    """Test that each conv layer gives its own valid map, and an unknown layer says which exist.
+
+    A map may be all zero: in some middle layers the channel-weighted sum is negative everywhere (its
+    features, on average, lower the class score), and Grad-CAM's ReLU keeps nothing of it.
+    """
     names = conv_layer_names(shipped_model)
-    maps = [explain.gradcam(shipped_model, test_images[0], layer_name=name) for name in names]
+    maps = {name: explain.gradcam_maps(shipped_model, test_images, layer_name=name) for name in names}
     assert len(maps) >= 2
-    for heatmap in maps:
-        assert heatmap.shape == (28, 28) and heatmap.min() >= 0.0 and heatmap.max() == pytest.approx(1.0)
-    assert not np.allclose(maps[0], maps[-1])
+    for name, layer_maps in maps.items():
+        assert layer_maps.shape == (8, 28, 28) and layer_maps.min() >= 0.0, name
+        maxima = layer_maps.max(axis=(1, 2))
+        assert np.all(np.isclose(maxima, 1.0) | (maxima == 0.0)), name  # normalised, or all zero
+    assert maps[names[-1]].max(axis=(1, 2)).min() == pytest.approx(1.0)  # the default layer explains every image
+    nonzero = [name for name in names if maps[name].max() > 0]
+    assert len(nonzero) >= 2 and not np.allclose(maps[nonzero[0]], maps[nonzero[-1]])
     with pytest.raises(ExplainError, match=r"Received: layer_name='features'"):
         explain.gradcam(shipped_model, test_images[0], layer_name="features")
 
@@ -139,7 +147,8 @@ def test_batched_maps_equal_single_maps(shipped_model, test_images):
     classes = [0, 1, 2, 3]
     batch = explain.explain_batch(shipped_model, test_images[:4], explain.GRADCAM, classes)
     for image, class_index, heatmap in zip(test_images[:4], classes, batch, strict=True):
-        np.testing.assert_allclose(heatmap, explain.gradcam(shipped_model, image, class_index), atol=1e-6)
+        # Batched kernels round differently from single-image ones, by about 1e-6.
+        np.testing.assert_allclose(heatmap, explain.gradcam(shipped_model, image, class_index), atol=1e-5)
 
 
 def test_dense_model_has_no_gradcam_but_has_saliency(test_images):

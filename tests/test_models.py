@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from fashion_core.models import ARCHITECTURES, ModelOptions, build_model, conv_layer_names
+from fashion_core.models import ARCHITECTURES, ModelOptions, build_model, conv_layer_names, inference_model
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -27,6 +27,20 @@ def test_architecture_learns_from_a_small_batch(architecture, fashion_data):
     labels = fashion_data.train_labels[:256]
     history = model.fit(images, labels, epochs=3, batch_size=64, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_the_inference_model_predicts_the_same_and_a_plain_call_changes_nothing(architecture, fashion_data):
+    trained = build_model(architecture, ModelOptions(augment=True, augment_strength=1.0))
+    model = inference_model(trained, architecture, ModelOptions())
+    assert not [layer.name for layer in model.layers if layer.name.startswith("random_")]
+    images = fashion_data.test_images[:16, ..., None].astype("float32")
+    weights_before = [w.copy() for w in model.get_weights()]
+    first, second = np.asarray(model(images)), np.asarray(model(images))
+    np.testing.assert_array_equal(first, second)  # no augmentation, no dropout
+    np.testing.assert_allclose(first, np.asarray(trained(images, training=False)), atol=1e-6)
+    for before, after in zip(model.get_weights(), weights_before, strict=True):
+        np.testing.assert_array_equal(before, after)  # batch-norm statistics untouched
 
 
 def test_unknown_architecture_lists_the_known_ones():

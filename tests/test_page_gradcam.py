@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fashion_core import data as data_module
+from fashion_core import explain
 from fashion_core.data import CLASS_NAMES
 from fashion_core.models import ModelOptions, build_model, conv_layer_names
 from fashion_core.registry import ModelRegistry
@@ -62,11 +63,24 @@ def test_switching_method_class_and_layer_changes_the_maps(app, shipped_model):
     first_layer = conv_layer_names(shipped_model)[0]
     app.selectbox(key="gradcam_layer").set_value(first_layer).run()
     assert explaining(app) == f"Explaining **Sandal** with Grad-CAM++ on layer `{first_layer}`."
+    assert not [info for info in app.info if "The map is zero everywhere" in info.value]
 
     app.radio(key="gradcam_method").set_value("SmoothGrad").run()
     assert not app.exception
     assert explaining(app) == "Explaining **Sandal** with SmoothGrad."
     assert app.selectbox(key="gradcam_layer").disabled
+
+
+def test_an_all_zero_map_is_explained(app, shipped_model, fashion_data):
+    """Test that the page says why a map is empty exactly when Grad-CAM gives zero everywhere."""
+    image = fashion_data.test_images[0]
+    names = conv_layer_names(shipped_model)
+    zero_layers = [name for name in names if explain.gradcam(shipped_model, image, layer_name=name).max() == 0]
+    layer = (zero_layers or names)[0]  # the shipped cnn has zero maps in conv3a
+    app.selectbox(key="gradcam_layer").set_value(layer).run()
+    assert not app.exception
+    messages = [info.value for info in app.info if info.value.startswith("The map is zero everywhere")]
+    assert len(messages) == (1 if zero_layers else 0)
 
 
 def test_true_class_target_and_class_source(app, fashion_data):

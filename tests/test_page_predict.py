@@ -2,11 +2,13 @@
 
 import csv
 import functools
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import streamlit as st
 
 from fashion_core.data import CLASS_NAMES
 from fashion_core.inference import Predictor
@@ -39,13 +41,13 @@ def metrics(app) -> dict[str, str]:
 
 
 @functools.cache
-def predictor(model, flip_average: bool) -> Predictor:
-    return Predictor(model, flip_average=flip_average)  # one traced function per model, as the page has
+def predictor(model) -> Predictor:
+    return Predictor(model)  # one traced function per model, as the page has
 
 
-def expected_answer(model, data: bytes, flip_average: bool = True) -> tuple[str, str]:
-    """The class and confidence the page must show; it averages with the mirror image by default."""
-    probabilities = predictor(model, flip_average).predict_one(photo_steps(data).image)
+def expected_answer(model, data: bytes) -> tuple[str, str]:
+    """The class and confidence the page must show for a photo."""
+    probabilities = predictor(model).predict_one(photo_steps(data).image)
     return CLASS_NAMES[int(probabilities.argmax())], f"{probabilities.max():.1%}"
 
 
@@ -58,7 +60,7 @@ def test_the_page_explains_each_input_before_anything_is_given(app):
     assert not app.exception
     assert [tab.label for tab in app.tabs] == ["Upload", "Camera", "Draw"]
     assert "Upload one or more photos to classify them." in [info.value for info in app.info]
-    assert "Draw on the black canvas; the toolbar under it has undo and clear." in [info.value for info in app.info]
+    assert "Draw on the black canvas; the toolbar above it has undo and clear." in [info.value for info in app.info]
     assert app.expander[0].label == "What makes a photo work well"
 
 
@@ -113,8 +115,16 @@ def test_each_bad_upload_alone_gives_an_error_and_no_result(app, case_name):
     assert metrics(app) == {} and chart_keys(app) == []
 
 
-def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_model):
-    """Test that three uploads (one broken) give a three-row table, a CSV button and details on request."""
+def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_model, monkeypatch):
+    """Test that three uploads (one broken) give a three-row table, a CSV of it and details on request."""
+    downloads = []
+    download_button = st.download_button
+
+    def recording_download_button(label, data, *args, **kwargs):
+        downloads.append(data)
+        return download_button(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", recording_download_button)
     photos = [dev_photo("coat"), dev_photo("shirt")]
     bad = upload_cases()["truncated PNG"]
     files = [(name, data, "image/jpeg") for name, data in photos] + [(bad.filename, bad.data, "image/png")]
@@ -128,6 +138,12 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_m
     assert table["Photo"][0].startswith("data:image/png;base64,") and pd.isna(table["Photo"][2])
     assert "truncated or corrupt" in table["Note"][2]
     assert app.get("download_button")[0].proto.label == "Download as CSV"
+    csv_table = pd.read_csv(io.StringIO(downloads[-1]))
+    assert list(csv_table["file"]) == list(table["File"])
+    assert list(csv_table["predicted_class"][:2]) == list(table["Class"][:2])
+    assert list(csv_table.columns[3:13]) == [f"p_{name}" for name in CLASS_NAMES]
+    np.testing.assert_allclose(csv_table.iloc[:2, 3:13].sum(axis=1), 1.0, atol=1e-4)
+    assert csv_table["error"][2].startswith("The PNG image is truncated or corrupt")
     assert metrics(app)["Predicted class"] == expected[0][0]
     app.selectbox(key="predict_detail_file").set_value(1).run()
     assert metrics(app) == {"Predicted class": expected[1][0], "Confidence": expected[1][1]}
@@ -143,19 +159,6 @@ def test_a_camera_photo_is_classified(app, shipped_model):
     assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
     assert chart_keys(app) == ["camera_chart"]
     assert app.session_state[LAST_INPUT_KEY]["name"] == "camera photo"
-
-
-def test_mirror_averaging_can_be_turned_off(app, shipped_model):
-    """Test that turning the flip-averaging toggle off shows the photo's own probabilities."""
-    name, data = dev_photo("shirt", 3)
-    assert app.toggle(key="predict_flip_average").value is True
-    app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
-    averaged = metrics(app)
-    app.toggle(key="predict_flip_average").set_value(False).run()
-    assert not app.exception
-    predicted, confidence = expected_answer(shipped_model, data, flip_average=False)
-    assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
-    assert metrics(app) != averaged
 
 
 def test_the_model_picked_in_the_sidebar_makes_the_prediction(app, private_user_models):
