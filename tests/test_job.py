@@ -223,7 +223,7 @@ def test_run_time_estimate_follows_the_presets_and_learns_from_finished_runs(tmp
     log = ThroughputLog(tmp_path / "throughput.json")
     config = PRESETS["Quick"]
     modelled = estimate_run_seconds(config, log)
-    log.record(config, epochs_run=2, training_seconds=(modelled.seconds - 10) / 2)  # twice as fast as modelled
+    log.record(config, epochs_run=config.epochs, training_seconds=(modelled.seconds - 10) / 2)  # twice as fast
     faster = estimate_run_seconds(config, log)
     assert faster.num_runs == 1 and faster.speed_factor > 1.5
     assert faster.seconds < 0.65 * modelled.seconds
