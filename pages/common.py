@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
 
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
@@ -26,6 +27,7 @@ if PagesManager.uses_pages_directory:
     PagesManager.uses_pages_directory = False
     st.rerun()
 
+PREDICT_PAGE = "pages/predict.py"
 MODEL_NAME_KEY = "model_name"  # the model chosen in the sidebar, shared by every page
 GRADCAM_REQUEST_KEY = "gradcam_request"  # an image another page wants to open in the Grad-CAM viewer
 LAST_INPUT_KEY = "last_prediction_input"  # the last upload or drawing of the prediction page
@@ -102,6 +104,15 @@ def readable_model_names() -> list[str]:
 def request_model(name: str) -> None:
     """Asks for `name` to become the model in use from the next run on (safe to call anywhere)."""
     st.session_state[REQUESTED_MODEL_KEY] = name
+
+
+def use_for_predictions(name: str) -> None:
+    """Makes `name` the app's model and opens the prediction page (or reruns where there is none)."""
+    request_model(name)
+    try:
+        st.switch_page(PREDICT_PAGE)
+    except StreamlitAPIException:  # the page is not in this app's navigation
+        st.rerun()
 
 
 def sidebar_model_picker() -> None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from fashion_core.charts import runs_history_chart
 from fashion_core.registry import USER_MODELS_ENV, ModelEntry, RegistryError
 from fashion_core.runs import HISTORY_METRICS, models_table, run_histories
-from pages.common import registry, request_model
+from pages.common import registry, use_for_predictions
 
 COMPARE_KEY = "models_compare"
 COMPARE_METRIC_KEY = "models_compare_metric"
 SELECTED_KEY = "models_selected"
 MESSAGE_KEY = "models_message"  # (kind, text) left by the delete callback for the next run to show
-PREDICT_PAGE = "pages/predict.py"
 METRIC_LABELS = {
     "val_accuracy": "validation accuracy",
     "val_loss": "validation loss",
@@ -82,15 +80,6 @@ def delete_model(name: str) -> None:
         st.session_state[MESSAGE_KEY] = ("success", f"Deleted `{name}`.")
     except RegistryError as error:
         st.session_state[MESSAGE_KEY] = ("error", str(error))
-
-
-def use_for_predictions(name: str) -> None:
-    """Makes `name` the app's model and opens the prediction page (or reruns where there is none)."""
-    request_model(name)
-    try:
-        st.switch_page(PREDICT_PAGE)
-    except StreamlitAPIException:  # the page is not in this app's navigation
-        st.rerun()
 
 
 def actions_section(entries: list[ModelEntry]) -> None:

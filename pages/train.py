@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from fashion_core.charts import confusion_matrix_heatmap, per_class_accuracy_chart, training_curves_chart
 from fashion_core.data import CLASS_NAMES, FashionMNIST
@@ -21,14 +20,13 @@ from fashion_core.training import PRESETS, TrainingConfig
 from fashion_core.training.config import FIELD_BOUNDS, OPTIMIZERS, SCHEDULES
 from fashion_core.training.job import FAILED, STOPPED, JobAlreadyRunning, JobManager, JobNotSavable, TrainingJob
 from fashion_core.training.throughput import RunTimeEstimate, ThroughputLog, estimate_run_seconds
-from pages.common import dataset_or_message, registry, request_model
+from pages.common import dataset_or_message, registry, use_for_predictions
 
 PRESET_KEY = "train_preset"
 FORM_VALUES_KEY = "train_form_values"  # the form's last values: widget state is dropped when the page is left
 SAVE_NAME_KEY = "train_save_name"
 SAVE_NAME_JOB_KEY = "train_save_name_job"  # the job whose default name the name box holds
 FIELD_KEY_PREFIX = "train_"  # + a TrainingConfig field name: that field's widget
-PREDICT_PAGE = "pages/predict.py"
 
 BATCH_SIZES = [2**power for power in range(3, 11)]  # 8 ... 1024
 LEARNING_RATES = [round(m * 10.0**e, 6) for e in range(-5, 0) for m in (1, 2, 3, 5)] + [1.0]  # log-spaced 1e-5 ... 1
@@ -301,15 +299,6 @@ def save_panel(job: TrainingJob) -> None:
         st.success(f"Saved as {', '.join(f'`{saved}`' for saved in saved_as)}. It is listed on the Models page.")
         if st.button(f"Use `{saved_as[-1]}` for predictions", key="train_use_model", icon=":material/arrow_forward:"):
             use_for_predictions(saved_as[-1])
-
-
-def use_for_predictions(name: str) -> None:
-    """Makes `name` the app's model and opens the prediction page (or reruns where there is none)."""
-    request_model(name)
-    try:
-        st.switch_page(PREDICT_PAGE)
-    except StreamlitAPIException:  # the page is not in this app's navigation
-        st.rerun()
 
 
 def job_section(manager: JobManager) -> None:
