@@ -23,13 +23,20 @@ RESULTS_MD = BENCHMARKS_DIR / "RESULTS.md"
 README = REPO_ROOT / "README.md"
 START_MARKER, END_MARKER = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
-# name -> (module, function): each returns a JSON-ready dict.
+# name -> (module, function, keyword arguments): each returns a JSON-ready dict.
 MEASUREMENTS = {
-    "accuracy": ("benchmarks.accuracy", "measure_accuracy"),
-    "latency": ("benchmarks.latency", "measure_latency"),
-    "real_photos": ("benchmarks.realphotos", "measure_realphoto_accuracy"),
-    "training_throughput": ("benchmarks.training_throughput", "measure_training_throughput"),
-    "server": ("benchmarks.server", "measure_server"),
+    "accuracy": ("benchmarks.accuracy", "measure_accuracy", {}),
+    "latency": ("benchmarks.latency", "measure_latency", {}),
+    "real_photos": ("benchmarks.realphotos", "measure_realphoto_accuracy", {}),
+    # The default architecture and batch size of the Train page, then a tiny model whose 2 ms steps
+    # show the job's fixed per-batch cost at its largest.
+    "training_throughput": (
+        "benchmarks.training_throughput",
+        "measure_training_throughput",
+        {"architecture": "cnn", "batch_size": 128, "steps": 80, "repeats": 2},
+    ),
+    "training_throughput_seed_cnn": ("benchmarks.training_throughput", "measure_training_throughput", {}),
+    "server": ("benchmarks.server", "measure_server", {}),
 }
 
 
@@ -49,9 +56,9 @@ def machine_description() -> dict:
     }
 
 
-def run_measurement(module: str, function: str) -> dict:
+def run_measurement(module: str, function: str, kwargs: dict) -> dict:
     """Runs one measurement in a fresh Python process and returns its dict (or the error)."""
-    code = f"import json, {module} as m; print('RESULT' + json.dumps(m.{function}()))"
+    code = f"import json, {module} as m; print('RESULT' + json.dumps(m.{function}(**{kwargs!r})))"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     completed = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600
@@ -98,11 +105,14 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
         rows.append(("Real dev photos (120), naive squash-and-invert", f"{photos['naive']['accuracy']:.1%}", "", ""))
         rows.append(("Real dev photos (120), our preprocessing", f"{photos['pipeline']['accuracy']:.1%}", ">= 70%",
                      _goal(photos["pipeline"]["accuracy"] >= 0.70)))  # fmt: skip
-    throughput = results.get("training_throughput", {})
-    if "ratio" in throughput:
-        rows.append(("Training images/s, TrainingJob vs bare fit",
-                     f"{throughput['job_images_per_second']:.0f} vs {throughput['fit_images_per_second']:.0f} "
-                     f"(ratio {throughput['ratio']:.3f})", ">= 0.95", _goal(throughput["ratio"] >= 0.95)))  # fmt: skip
+    for key in ("training_throughput", "training_throughput_seed_cnn"):
+        throughput = results.get(key, {})
+        if "ratio" in throughput:
+            measure = f"Training images/s, TrainingJob vs bare fit ({throughput['architecture']}, " \
+                      f"batch {throughput['batch_size']})"  # fmt: skip
+            value = f"{throughput['job_images_per_second']:.0f} vs {throughput['fit_images_per_second']:.0f} " \
+                    f"(ratio {throughput['ratio']:.3f})"  # fmt: skip
+            rows.append((measure, value, ">= 0.95", _goal(throughput["ratio"] >= 0.95)))
     server = results.get("server", {})
     if "cold_start" in server:
         cold = server["cold_start"]["to_home_rendered_s"]
