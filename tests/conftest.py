@@ -1,4 +1,4 @@
-"""Shared fixtures: the real dataset, the shipped model, and a private user-model folder per test."""
+"""Shared fixtures: the real dataset, the shipped model, a private user-model folder per test, no dataset."""
 
 import os
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fashion_core import data as data_module
 from fashion_core.data import load_fashion_mnist
 from fashion_core.registry import USER_MODELS_ENV
+from pages import common
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL_DIR = REPO_ROOT / "model_artifacts" / "default"
@@ -26,6 +28,18 @@ def shipped_model():
     from fashion_core.registry import load_model
 
     return load_model(SHIPPED_MODEL_DIR)
+
+
+@pytest.fixture
+def no_dataset(tmp_path, monkeypatch):
+    """Makes every place the loader looks empty, and the cached dataset forgotten (before and after)."""
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(data_module, "DEBIAN_DATASET_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setattr(data_module, "KERAS_CACHE_DIR", tmp_path / "no-keras-cache")
+    common._cached_dataset.clear()
+    yield
+    common._cached_dataset.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from fashion_core import data as data_module
 from fashion_core import registry as registry_module
 from fashion_core.registry import USER_MODELS_ENV
 from tests.conftest import REPO_ROOT
@@ -37,10 +36,7 @@ def open_page(page: str) -> AppTest:
 
 
 @pytest.mark.parametrize("page", PAGE_FILES)
-def test_without_the_dataset_pages_say_how_to_get_it(page, tmp_path, monkeypatch, fresh_caches):
-    monkeypatch.setattr(data_module, "DEBIAN_DATASET_DIR", tmp_path / "no-debian")
-    monkeypatch.setattr(data_module, "KERAS_CACHE_DIR", tmp_path / "no-keras")
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "no-env"))
+def test_without_the_dataset_pages_say_how_to_get_it(page, no_dataset, fresh_caches):
     app = open_page(page)
     assert not app.exception, app.exception
     messages = page_messages(app)

@@ -4,11 +4,9 @@ import base64
 import json
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from fashion_core import browse
-from fashion_core import data as data_module
 from fashion_core import registry as registry_module
 from fashion_core.data import CLASS_NAMES
 from fashion_core.inference import Predictor
@@ -186,18 +184,6 @@ def test_without_a_model_the_grid_still_shows_labels(fashion_data, tmp_path, mon
     table = shown_table(app)
     assert list(table.columns) == ["Tile", "Index", "Label"]
     assert table["Label"].tolist() == [CLASS_NAMES[label] for label in fashion_data.test_labels[:48]]
-
-
-@pytest.fixture
-def no_dataset(tmp_path, monkeypatch):
-    """Makes every place the loader looks empty, and the cached dataset forgotten (before and after)."""
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "empty"))
-    (tmp_path / "empty").mkdir()
-    monkeypatch.setattr(data_module, "DEBIAN_DATASET_DIR", tmp_path / "no-debian-package")
-    monkeypatch.setattr(data_module, "KERAS_CACHE_DIR", tmp_path / "no-keras-cache")
-    common._cached_dataset.clear()
-    yield
-    common._cached_dataset.clear()
 
 
 def test_without_the_dataset_the_page_says_how_to_get_it(no_dataset):

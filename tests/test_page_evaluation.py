@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-from fashion_core import data as data_module
 from fashion_core.data import CLASS_NAMES
-from pages import common
 from tests.explain_page_support import image_urls, navigation_app, plotly_array, plotly_spec
 
 PAGE = "pages/evaluation.py"
@@ -91,16 +89,9 @@ def test_open_in_gradcam_switches_to_the_viewer_with_that_image(app):
     assert headline.startswith(f"**Test image {index}** · ") and headline.endswith("✗")
 
 
-def test_missing_dataset_gives_the_message_and_no_exception(monkeypatch, tmp_path):
+def test_missing_dataset_gives_the_message_and_no_exception(no_dataset):
     """Test that without Fashion-MNIST the page says how to get it instead of failing."""
-    monkeypatch.setattr(data_module, "DEBIAN_DATASET_DIR", tmp_path / "none")
-    monkeypatch.setattr(data_module, "KERAS_CACHE_DIR", tmp_path / "none")
-    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
-    common._cached_dataset.clear()
-    try:
-        app = navigation_app(PAGE)
-        assert not app.exception
-        assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.** Fashion-MNIST was not")
-        assert not app.get("plotly_chart")
-    finally:
-        common._cached_dataset.clear()
+    app = navigation_app(PAGE)
+    assert not app.exception
+    assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.** Fashion-MNIST was not")
+    assert not app.get("plotly_chart")

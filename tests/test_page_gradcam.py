@@ -3,12 +3,10 @@
 import numpy as np
 import pytest
 
-from fashion_core import data as data_module
 from fashion_core import explain
 from fashion_core.data import CLASS_NAMES
 from fashion_core.models import ModelOptions, build_model, conv_layer_names
 from fashion_core.registry import ModelRegistry
-from pages import common
 from pages.common import GRADCAM_REQUEST_KEY, LAST_INPUT_KEY
 from tests.explain_page_support import image_urls, navigation_app
 
@@ -156,21 +154,14 @@ def test_dense_model_offers_saliency_only(app, fashion_data):
     assert "Heat map" in image_urls(app)
 
 
-def test_missing_dataset_still_explains_the_last_upload(monkeypatch, tmp_path, fashion_data):
+def test_missing_dataset_still_explains_the_last_upload(no_dataset, fashion_data):
     """Test that without Fashion-MNIST the viewer says how to get it and still explains the last upload."""
-    monkeypatch.setattr(data_module, "DEBIAN_DATASET_DIR", tmp_path / "none")
-    monkeypatch.setattr(data_module, "KERAS_CACHE_DIR", tmp_path / "none")
-    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
-    common._cached_dataset.clear()
-    try:
-        app = navigation_app(PAGE)
-        assert not app.exception
-        assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.**")
-        assert "Classify a photo or a drawing on the Predict page first" in app.info[0].value
-        app.session_state[LAST_INPUT_KEY] = {"name": "drawing", "image": fashion_data.test_images[1], "photo": None}
-        app.run()
-        assert not app.exception
-        assert headline(app).startswith("**Your image “drawing”** · predicted: ")
-        assert "On your photo (the crop the model saw)" not in image_urls(app)
-    finally:
-        common._cached_dataset.clear()
+    app = navigation_app(PAGE)
+    assert not app.exception
+    assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.**")
+    assert "Classify a photo or a drawing on the Predict page first" in app.info[0].value
+    app.session_state[LAST_INPUT_KEY] = {"name": "drawing", "image": fashion_data.test_images[1], "photo": None}
+    app.run()
+    assert not app.exception
+    assert headline(app).startswith("**Your image “drawing”** · predicted: ")
+    assert "On your photo (the crop the model saw)" not in image_urls(app)
