@@ -13,6 +13,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
 
+from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
 from fashion_core.inference import Predictor
@@ -160,5 +161,4 @@ def test_evaluation(loaded: LoadedModel) -> EvaluationReport:
 
 def as_display_image(image: np.ndarray, size: int = 140) -> np.ndarray:
     """A 28x28 uint8 image upscaled with nearest neighbours, so pixels stay crisp on screen."""
-    scale = max(size // image.shape[0], 1)
-    return np.kron(image, np.ones((scale, scale), dtype=image.dtype))
+    return upscale(image, max(size // image.shape[0], 1))
