@@ -6,7 +6,14 @@ import sys
 import numpy as np
 import pytest
 
-from fashion_core.models import ARCHITECTURES, ModelOptions, build_model, conv_layer_names, inference_model
+from fashion_core.models import (
+    ARCHITECTURES,
+    ModelOptions,
+    augmentation_layers,
+    build_model,
+    conv_layer_names,
+    inference_model,
+)
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -41,6 +48,23 @@ def test_the_inference_model_predicts_the_same_and_a_plain_call_changes_nothing(
     np.testing.assert_allclose(first, np.asarray(trained(images, training=False)), atol=1e-6)
     for before, after in zip(model.get_weights(), weights_before, strict=True):
         np.testing.assert_array_equal(before, after)  # batch-norm statistics untouched
+
+
+def garment_width_and_height(image: np.ndarray) -> tuple[int, int]:
+    columns, rows = np.flatnonzero(image.max(axis=0) > 40), np.flatnonzero(image.max(axis=1) > 40)
+    return columns[-1] - columns[0] + 1, rows[-1] - rows[0] + 1
+
+
+def test_augmentation_changes_width_and_height_independently(fashion_data):
+    """Real T-shirts laid flat are wider than the dataset's: the zoom must change the aspect ratio too."""
+    image = fashion_data.train_images[fashion_data.train_labels == 0][0].astype("float32")
+    batch = np.repeat(image[None, ..., None], 64, axis=0)
+    zoom = next(layer for layer in augmentation_layers(1.0, seed=0) if layer.name == "random_zoom")
+    zoomed = np.asarray(zoom(batch, training=True))[..., 0]
+    ratios = [width / height for width, height in map(garment_width_and_height, zoomed)]
+    original = np.divide(*garment_width_and_height(image))
+    assert min(ratios) < 0.9 * original and max(ratios) > 1.1 * original
+    assert zoomed.min() >= 0.0 and zoomed.max() <= 255.5
 
 
 def test_unknown_architecture_lists_the_known_ones():

@@ -8,6 +8,7 @@ import pytest
 
 from fashion_core.training import PRESETS, ProgressRecorder, TrainingConfig, TrainingFailed, train
 from fashion_core.training.callbacks import RestoreBestWeights
+from fashion_core.training.loop import warmup_steps_for
 
 TINY = {"architecture": "seed_cnn", "epochs": 1, "subset_size": 1000, "validation_fraction": 0.1, "augment": False}
 
@@ -40,6 +41,14 @@ def test_config_round_trips_through_a_dict():
 def test_presets_are_valid_and_quick_is_small():
     assert set(PRESETS) == {"Quick", "Standard", "Best"}
     assert PRESETS["Quick"].epochs <= PRESETS["Standard"].epochs <= PRESETS["Best"].epochs
+
+
+@pytest.mark.parametrize(
+    ("epochs", "steps_per_epoch", "expected"),
+    [(40, 422, 422), (3, 422, 126), (1, 100, 10), (1, 5, 0)],
+)
+def test_warmup_is_one_epoch_but_never_more_than_a_tenth_of_the_run(epochs, steps_per_epoch, expected):
+    assert warmup_steps_for(epochs, steps_per_epoch) == expected
 
 
 def test_train_on_a_small_subset_returns_an_evaluated_model(fashion_data):

@@ -71,11 +71,20 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffl
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def warmup_steps_for(epochs: int, steps_per_epoch: int) -> int:
+    """Steps of linear learning-rate warm-up before the cosine decay: one epoch, at most a tenth of the run.
+
+    Warm-up keeps the first large steps of a fresh batch-norm network from overshooting; a short run
+    (the Quick preset's three epochs) cannot spend a whole epoch of its budget on it.
+    """
+    return min(steps_per_epoch, epochs * steps_per_epoch // 10)
+
+
 def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The configured optimizer with its learning-rate schedule."""
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
-        warmup_steps = steps_per_epoch if config.epochs > 2 else 0
+        warmup_steps = warmup_steps_for(config.epochs, steps_per_epoch)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=config.learning_rate if warmup_steps == 0 else config.learning_rate / 10,
             decay_steps=max(config.epochs * steps_per_epoch - warmup_steps, 1),
