@@ -30,6 +30,7 @@ FIELD_KEY_PREFIX = "train_"  # + a TrainingConfig field name: that field's widge
 
 BATCH_SIZES = [2**power for power in range(3, 11)]  # 8 ... 1024
 LEARNING_RATES = [round(m * 10.0**e, 6) for e in range(-5, 0) for m in (1, 2, 3, 5)] + [1.0]  # log-spaced 1e-5 ... 1
+WEIGHT_DECAYS = [0.0] + [round(m * 10.0**e, 6) for e in range(-5, -1) for m in (1, 2, 5)] + [0.1]  # 0, 1e-5 ... 0.1
 SUBSET_STEP = 500
 SCHEDULE_LABELS = {"none": "constant", "cosine": "cosine decay", "plateau": "reduce on plateau"}
 OPTIMIZER_LABELS = {"adam": "Adam", "sgd": "SGD with Nesterov momentum", "rmsprop": "RMSprop"}
@@ -56,6 +57,7 @@ def form_values(config: TrainingConfig) -> dict:
     values = config.to_dict()
     values["batch_size"] = nearest(BATCH_SIZES, config.batch_size, log_scale=True)
     values["learning_rate"] = nearest(LEARNING_RATES, config.learning_rate, log_scale=True)
+    values["weight_decay"] = nearest(WEIGHT_DECAYS, config.weight_decay)
     values["subset_size"] = max(SUBSET_STEP, round(config.subset_size / SUBSET_STEP) * SUBSET_STEP)
     return values
 
@@ -103,8 +105,15 @@ def optimisation_widgets() -> None:
         SCHEDULES,
         key=field_key("schedule"),
         format_func=SCHEDULE_LABELS.get,
-        help="Cosine decay starts with a one-epoch warm-up when there are more than two epochs. Reduce on plateau "
+        help="Cosine decay starts with a warm-up of one epoch (a tenth of the run at most). Reduce on plateau "
         "cuts the rate to 30% after two epochs without a better validation loss.",
+    )
+    st.select_slider(
+        "Weight decay",
+        WEIGHT_DECAYS,
+        key=field_key("weight_decay"),
+        format_func=lambda v: f"{v:g}",
+        help="Shrinks every weight by learning rate x weight decay each step. 5e-4 with SGD is the shipped recipe.",
     )
     st.slider("Label smoothing", 0.0, FIELD_BOUNDS["label_smoothing"].high, step=0.01, key=field_key("label_smoothing"))
 

@@ -8,7 +8,7 @@ import pytest
 
 from fashion_core.training import PRESETS, ProgressRecorder, TrainingConfig, TrainingFailed, train
 from fashion_core.training.callbacks import RestoreBestWeights
-from fashion_core.training.loop import warmup_steps_for
+from fashion_core.training.loop import make_optimizer, warmup_steps_for
 
 TINY = {"architecture": "seed_cnn", "epochs": 1, "subset_size": 1000, "validation_fraction": 0.1, "augment": False}
 
@@ -26,6 +26,7 @@ TINY = {"architecture": "seed_cnn", "epochs": 1, "subset_size": 1000, "validatio
         ("subset_size", 10, r"subset_size must be in \[100, 60000\]"),
         ("epochs", 2.5, "epochs must be a whole number"),
         ("augment", "yes", "augment must be True or False"),
+        ("weight_decay", 0.5, r"weight_decay must be in \[0.0, 0.1\]"),
     ],
 )
 def test_invalid_config_names_the_allowed_range(field, value, message):
@@ -49,6 +50,13 @@ def test_presets_are_valid_and_quick_is_small():
 )
 def test_warmup_is_one_epoch_but_never_more_than_a_tenth_of_the_run(epochs, steps_per_epoch, expected):
     assert warmup_steps_for(epochs, steps_per_epoch) == expected
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_weight_decay_reaches_the_optimizer_and_zero_means_none(optimizer):
+    decayed = make_optimizer(TrainingConfig(optimizer=optimizer, weight_decay=5e-4), steps_per_epoch=10)
+    assert decayed.weight_decay == pytest.approx(5e-4)
+    assert make_optimizer(TrainingConfig(optimizer=optimizer), steps_per_epoch=10).weight_decay is None
 
 
 def test_train_on_a_small_subset_returns_an_evaluated_model(fashion_data):

@@ -30,6 +30,7 @@ FIELD_BOUNDS = {
     "dropout": Bounds(0.0, 0.8),
     "augment_strength": Bounds(0.0, 1.0),
     "label_smoothing": Bounds(0.0, 0.3),
+    "weight_decay": Bounds(0.0, 0.1),
     "patience": Bounds(0, 100),
     "validation_fraction": Bounds(0.02, 0.5),
     "subset_size": Bounds(100, MAX_TRAIN_IMAGES),
@@ -52,6 +53,8 @@ class TrainingConfig:
         augment: whether to train with random augmentation layers. Defaults to `True`.
         augment_strength: 0..1, how strong the augmentation is. Defaults to 0.3.
         label_smoothing: 0..0.3, softens the one-hot targets. Defaults to 0.1.
+        weight_decay: 0..0.1, shrinks every weight by `learning_rate * weight_decay` each step
+            (decoupled weight decay). Defaults to 0.
         patience: epochs without validation improvement before stopping early; 0 turns early
             stopping off. Defaults to 0.
         schedule: `"none"`, `"cosine"` (one warm-up epoch, then cosine decay) or `"plateau"`
@@ -72,6 +75,7 @@ class TrainingConfig:
     augment: bool = True
     augment_strength: float = 0.3
     label_smoothing: float = 0.1
+    weight_decay: float = 0.0
     patience: int = 0
     schedule: str = "cosine"
     validation_fraction: float = 0.1

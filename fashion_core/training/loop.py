@@ -91,11 +91,12 @@ def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimi
             warmup_target=None if warmup_steps == 0 else config.learning_rate,
             warmup_steps=warmup_steps,
         )
+    weight_decay = config.weight_decay or None
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate)
-    return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.RMSprop(learning_rate, weight_decay=weight_decay)
+    return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
 
 
 def build_compiled_model(config: TrainingConfig, steps_per_epoch: int) -> keras.Model:
