@@ -112,6 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
     print_summary(
         result.evaluation, f"Saved {path} after {result.epochs_run} epochs in {result.training_seconds:.0f} s"
     )
+    if "test_accuracy_flip_average" in metadata:
+        print(f"test accuracy with flip averaging {metadata['test_accuracy_flip_average']:.4f}")
     return 0
 
 

@@ -16,7 +16,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.inference import Predictor
+from fashion_core.inference import Predictor, trained_with_flips
 from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
 
 # Streamlit treats an app with a `pages/` folder beside its entry as a legacy (v1) multipage app
@@ -82,7 +82,9 @@ def _cached_model(name: str, path: str, modified_ns: int) -> LoadedModel:
     # `modified_ns` is part of the key so that a model deleted and saved again is reloaded.
     entry = registry().entry(name)
     model = registry().load(name)
-    return LoadedModel(name=name, entry=entry, model=model, predictor=Predictor(model))
+    # Flip averaging for models trained with flips: chosen on the validation split (and better on real photos).
+    predictor = Predictor(model, flip_average=trained_with_flips(entry.metadata))
+    return LoadedModel(name=name, entry=entry, model=model, predictor=predictor)
 
 
 def load_model(name: str) -> LoadedModel:

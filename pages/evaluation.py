@@ -34,10 +34,16 @@ GALLERY_SIZES = (12, 24, 48)
 # Tables
 
 
-def metrics_row(report: EvaluationReport) -> None:
+FLIP_AVERAGE_HELP = (
+    "Each image's probabilities are averaged with its mirror image's, as everywhere in the app, because this "
+    "model was trained with random flips."
+)
+
+
+def metrics_row(report: EvaluationReport, flip_average: bool) -> None:
     mistakes = int((report.predictions != report.labels).sum())
     columns = st.columns(4)
-    columns[0].metric("Test accuracy", f"{report.accuracy:.2%}")
+    columns[0].metric("Test accuracy", f"{report.accuracy:.2%}", help=FLIP_AVERAGE_HELP if flip_average else None)
     columns[1].metric("Test loss", f"{report.loss:.4f}")
     columns[2].metric("Macro F1", f"{report.f1.mean():.2%}")
     columns[3].metric(f"Mistakes (of {len(report.labels):,})", f"{mistakes:,}")
@@ -176,7 +182,7 @@ def evaluation_page() -> None:
     if data is None:
         return
     report = test_evaluation(loaded)
-    metrics_row(report)
+    metrics_row(report, loaded.predictor.flip_average)
     st.subheader("Confusion matrix")
     normalize = st.toggle("Row-normalised (share of each true class)", key=NORMALIZE_KEY)
     st.plotly_chart(confusion_matrix_heatmap(report.confusion_matrix, normalize=normalize), key="evaluation_confusion")

@@ -128,7 +128,12 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
     with answer:
         top, confidence = st.columns(2)
         top.metric("Predicted class", CLASS_NAMES[result.top_class])
-        confidence.metric("Confidence", f"{result.confidence:.1%}")
+        mirrored = "averaged over the image and its mirror image (this model was trained with flips)"
+        confidence.metric(
+            "Confidence",
+            f"{result.confidence:.1%}",
+            help=f"The top probability, {mirrored}." if loaded.predictor.flip_average else "The top probability.",
+        )
         for warning in result.warnings:
             st.warning(warning, icon=":material/help:")
         st.plotly_chart(probability_bar_chart(result.probabilities), key=f"{key}_chart")

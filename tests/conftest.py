@@ -30,6 +30,15 @@ def shipped_model():
     return load_model(SHIPPED_MODEL_DIR)
 
 
+@pytest.fixture(scope="session")
+def shipped_predictor(shipped_model):
+    """The app's predictor for the shipped model: flip-averaged when its metadata says it was trained with flips."""
+    from fashion_core.inference import Predictor, trained_with_flips
+    from fashion_core.registry import read_metadata
+
+    return Predictor(shipped_model, flip_average=trained_with_flips(read_metadata(SHIPPED_MODEL_DIR)))
+
+
 @pytest.fixture
 def no_dataset(tmp_path, monkeypatch):
     """Makes every place the loader looks empty, and the cached dataset forgotten (before and after)."""

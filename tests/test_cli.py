@@ -33,6 +33,8 @@ def test_cli_trains_seed_cnn_for_one_epoch_and_the_result_loads(tmp_path):
     assert metadata["config"]["architecture"] == "seed_cnn"
     assert metadata["num_train_images"] + metadata["num_validation_images"] == 2000
     assert metadata["command"].endswith(f"--subset-size 2000 --out {out}")
+    # trained with random flips (the default augmentation), so the flip-averaged accuracy is recorded too
+    assert f"test accuracy with flip averaging {metadata['test_accuracy_flip_average']:.4f}" in result.stdout
     assert load_model(out).output_shape == (None, 10)
 
     evaluated = run_cli("evaluate", str(out))
@@ -78,6 +80,8 @@ def test_every_config_field_is_a_flag():
             "0.2",
             "--label-smoothing",
             "0.05",
+            "--weight-decay",
+            "0.001",
             "--patience",
             "2",
             "--schedule",
@@ -101,6 +105,7 @@ def test_every_config_field_is_a_flag():
         "augment": False,
         "augment_strength": 0.2,
         "label_smoothing": 0.05,
+        "weight_decay": 0.001,
         "patience": 2,
         "schedule": "plateau",
         "validation_fraction": 0.2,

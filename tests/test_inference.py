@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fashion_core.inference import Predictor
+from fashion_core.inference import Predictor, trained_with_flips
 
 
 @pytest.mark.parametrize("count", [1, 3])
@@ -19,3 +19,18 @@ def test_flip_averaging_is_the_mean_of_the_image_and_its_mirror_image(count, shi
 
 def test_an_empty_batch_gives_no_rows(shipped_model):
     assert Predictor(shipped_model, flip_average=True).predict(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"config": {"augment": True, "augment_strength": 0.4}}, True),
+        ({"config": {"augment": True, "augment_strength": 0.0}}, False),
+        ({"config": {"augment": False, "augment_strength": 0.4}}, False),
+        ({"config": {"augment": "yes", "augment_strength": 0.4}}, False),
+        ({"architecture": "dense"}, False),  # a model saved without its training config
+        ({}, False),
+    ],
+)
+def test_only_models_trained_with_flips_get_flip_averaging(metadata, expected):
+    assert trained_with_flips(metadata) is expected

@@ -9,7 +9,6 @@ from streamlit.testing.v1 import AppTest
 from fashion_core import browse
 from fashion_core import registry as registry_module
 from fashion_core.data import CLASS_NAMES
-from fashion_core.inference import Predictor
 from fashion_core.registry import DEFAULT_MODEL_NAME
 from pages import common
 from pages.common import MODEL_NAME_KEY
@@ -102,11 +101,11 @@ def test_query_parameters_restore_a_shared_view(fashion_data):
     assert app.subheader[0].value == f"#19 · {label}"
 
 
-def test_a_selected_image_shows_its_label_and_the_models_prediction(fashion_data, shipped_model):
+def test_a_selected_image_shows_its_label_and_the_models_prediction(fashion_data, shipped_predictor):
     app = open_dataset_page()
     app.number_input(key="image").set_value(23)
     run(app)
-    probabilities = Predictor(shipped_model).predict_one(fashion_data.test_images[23])
+    probabilities = shipped_predictor.predict_one(fashion_data.test_images[23])
     predicted = int(probabilities.argmax())
     label = int(fashion_data.test_labels[23])
     assert app.subheader[0].value == f"#23 · {CLASS_NAMES[label]}"
@@ -130,11 +129,11 @@ def test_the_grad_cam_button_hands_the_image_to_the_grad_cam_page():
     assert app.toast[0].value.endswith("image 7.")
 
 
-def test_misclassified_order_lists_only_the_models_mistakes_most_confident_first(fashion_data, shipped_model):
+def test_misclassified_order_lists_only_the_models_mistakes_most_confident_first(fashion_data, shipped_predictor):
     app = open_dataset_page()
     app.selectbox(key="order").set_value("misclassified")
     run(app)
-    probabilities = Predictor(shipped_model).predict(fashion_data.test_images)
+    probabilities = shipped_predictor.predict(fashion_data.test_images)
     expected = browse.misclassified_first(np.arange(10000), fashion_data.test_labels, probabilities)
     table = shown_table(app)
     assert table["Index"].tolist() == expected[:48].tolist()

@@ -59,7 +59,7 @@ def test_presets_fill_the_form_and_the_estimate_follows_it(monkeypatch, models_d
 
     app.selectbox(key="train_preset").set_value("Quick").run()
     values = {key: app.slider(key=key).value for key in ("train_epochs", "train_subset_size", "train_dropout")}
-    assert values == {"train_epochs": 4, "train_subset_size": 60000, "train_dropout": pytest.approx(0.3)}
+    assert values == {"train_epochs": 3, "train_subset_size": 60000, "train_dropout": pytest.approx(0.15)}
     assert app.select_slider(key="train_batch_size").value == 128
     assert app.selectbox(key="train_architecture").value == "small_cnn"
     assert app.checkbox(key="train_augment").value is False

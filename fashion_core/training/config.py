@@ -120,13 +120,14 @@ class TrainingConfig:
 
 
 PRESETS: dict[str, TrainingConfig] = {
-    # About a minute on two CPU cores: a small batch-norm CNN, four passes, no augmentation.
+    # Under a minute on two CPU cores: the small CNN, three passes, no augmentation. Chosen on the
+    # validation split: dropout 0.15 reached 0.928 there against 0.924 for 0.3 (three passes underfit).
     "Quick": TrainingConfig(
         architecture="small_cnn",
-        epochs=4,
+        epochs=3,
         batch_size=128,
         learning_rate=4e-3,
-        dropout=0.3,
+        dropout=0.15,
         augment=False,
         label_smoothing=0.1,
         schedule="cosine",

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from fashion_core.data import NUM_CLASSES, FashionMNIST, load_fashion_mnist, stratified_subset, validation_split
 from fashion_core.evaluation import EvaluationReport, evaluate_model
+from fashion_core.inference import trained_with_flips
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
@@ -223,6 +224,10 @@ def train(
     _raise_if_diverged(recorder)
 
     evaluation = evaluate_model(model, data.test_images, data.test_labels)
+    extra = {}
+    if trained_with_flips({"config": config.to_dict()}):  # what the app reports for such a model
+        flip_averaged = evaluate_model(model, data.test_images, data.test_labels, flip_average=True)
+        extra["test_accuracy_flip_average"] = round(flip_averaged.accuracy, 6)
     history = recorder.snapshot()["epoch_logs"]
     return TrainingResult(
         model=model,
@@ -235,4 +240,5 @@ def train(
         num_train_images=len(train_labels),
         num_validation_images=len(val_labels),
         stopped_early=stopper.stopped_by_request or len(history) < config.epochs,
+        extra=extra,
     )
