@@ -73,14 +73,35 @@ def _goal(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "**missed**")
 
 
+def goal_judged_on_the_app(
+    measure: str, plain: float, flip_averaged: float, in_app: bool, goal: float, value_format: str
+) -> list[tuple[str, str, str, str]]:
+    """Rows for a plain and a flip-averaged figure, the goal judged on the one the app shows.
+
+    The app averages with the mirror image for models trained with flips (`trained_with_flips`).
+    """
+    plain_row = [f"{measure}, plain `model(x)`", value_format.format(plain), "", ""]
+    flip_row = [f"{measure}, flip-averaged", value_format.format(flip_averaged), "", ""]
+    judged, value = (flip_row, flip_averaged) if in_app else (plain_row, plain)
+    if in_app:
+        flip_row[0] += " (as the app predicts)"
+    judged[2:] = [f">= {value_format.format(goal)}", _goal(value >= goal)]
+    return [tuple(plain_row), tuple(flip_row)]
+
+
 def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     """(measure, value, goal, met?) rows for what was measured."""
     rows = []
     accuracy = results.get("accuracy", {})
     if "test_accuracy" in accuracy:
-        value = accuracy["test_accuracy"]
-        rows.append(("Shipped model, test accuracy", f"{value:.4f}", ">= 0.945", _goal(value >= 0.945)))
-        rows.append(("... with test-time flip averaging", f"{accuracy['test_accuracy_flip_average']:.4f}", "", ""))
+        rows += goal_judged_on_the_app(
+            "Shipped model, test accuracy",
+            plain=accuracy["test_accuracy"],
+            flip_averaged=accuracy["test_accuracy_flip_average"],
+            in_app=accuracy.get("flip_average_in_app", False),
+            goal=0.945,
+            value_format="{:.4f}",
+        )
     if "quick_preset" in accuracy:
         quick = accuracy["quick_preset"]
         ok = quick["test_accuracy"] >= 0.91 and quick["training_seconds"] <= 60
@@ -89,8 +110,13 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     latency = results.get("latency", {})
     if "predict_one_app" in latency:
         app, keras_predict = latency["predict_one_app"], latency["predict_one_model_predict"]
-        rows.append(("One image, app's Predictor, p50 / p95", f"{app['p50_ms']:.2f} / {app['p95_ms']:.2f} ms",
+        flips = " (flip-averaged)" if latency.get("flip_average") else ""
+        rows.append((f"One image, app's Predictor{flips}, p50 / p95", f"{app['p50_ms']:.2f} / {app['p95_ms']:.2f} ms",
                      "p50 < 2 ms", _goal(app["p50_ms"] < 2)))  # fmt: skip
+        if latency.get("flip_average"):
+            plain = latency["predict_one_app_without_flip_average"]
+            rows.append(("One image, app's Predictor without flip averaging, p50 / p95",
+                         f"{plain['p50_ms']:.2f} / {plain['p95_ms']:.2f} ms", "", ""))  # fmt: skip
         rows.append(("One image, `model.predict`, p50 / p95",
                      f"{keras_predict['p50_ms']:.1f} / {keras_predict['p95_ms']:.1f} ms",
                      f"ratio {latency['predict_speedup_vs_model_predict']}x", ""))  # fmt: skip
@@ -103,8 +129,14 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     photos = results.get("real_photos", {})
     if "pipeline" in photos:
         rows.append(("Real dev photos (120), naive squash-and-invert", f"{photos['naive']['accuracy']:.1%}", "", ""))
-        rows.append(("Real dev photos (120), our preprocessing", f"{photos['pipeline']['accuracy']:.1%}", ">= 70%",
-                     _goal(photos["pipeline"]["accuracy"] >= 0.70)))  # fmt: skip
+        rows += goal_judged_on_the_app(
+            "Real dev photos (120), our preprocessing",
+            plain=photos["pipeline"]["accuracy"],
+            flip_averaged=photos["pipeline_flip_average"]["accuracy"],
+            in_app=photos.get("flip_average_in_app", False),
+            goal=0.70,
+            value_format="{:.1%}",
+        )
     for key in ("training_throughput", "training_throughput_seed_cnn"):
         throughput = results.get(key, {})
         if "ratio" in throughput:

@@ -9,6 +9,7 @@ import json
 
 from fashion_core.data import load_fashion_mnist
 from fashion_core.evaluation import evaluate_model
+from fashion_core.inference import trained_with_flips
 from fashion_core.registry import SHIPPED_MODELS_DIR, load_model, read_metadata
 from fashion_core.training import PRESETS, train
 
@@ -23,6 +24,7 @@ def measure_accuracy(model_dir=SHIPPED_MODELS_DIR / "default", with_quick_preset
     results = {
         "test_accuracy": round(plain.accuracy, 4),
         "test_accuracy_flip_average": round(flipped.accuracy, 4),
+        "flip_average_in_app": trained_with_flips(metadata),
         "test_loss": round(plain.loss, 4),
         "shipped_training_seconds": metadata.get("training_seconds"),
         "shipped_command": metadata.get("command"),

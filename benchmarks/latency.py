@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from fashion_core.data import load_fashion_mnist
-from fashion_core.inference import Predictor
-from fashion_core.registry import SHIPPED_MODELS_DIR, load_model
+from fashion_core.inference import Predictor, trained_with_flips
+from fashion_core.registry import SHIPPED_MODELS_DIR, load_model, read_metadata
 
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
 
@@ -60,16 +60,21 @@ def measure_latency(model_dir: Path = SHIPPED_MODELS_DIR / "default", repeats: i
     from fashion_core.preprocess import photo_to_fashion_mnist
 
     model = load_model(model_dir)
-    predictor = Predictor(model)
+    flip_average = trained_with_flips(read_metadata(model_dir))
+    predictor = Predictor(model, flip_average=flip_average)  # as the app makes it for this model
     image = load_fashion_mnist(download=False).test_images[0]
     batch = image[None, ..., None].astype("float32")
     app_prediction = time_calls(lambda: predictor.predict_one(image), repeats)
+    plain_predictor = Predictor(model)
+    plain_prediction = time_calls(lambda: plain_predictor.predict_one(image), repeats) if flip_average else None
     keras_prediction = time_calls(lambda: model.predict(batch, verbose=0), max(repeats // 4, 20))
     photo = photo_jpeg_1000px()
     photo_to_probabilities = time_calls(lambda: predictor.predict_one(photo_to_fashion_mnist(photo)), repeats // 2)
     gradcam_latency = time_calls(lambda: gradcam(model, image), repeats // 2)
     return {
+        "flip_average": flip_average,
         "predict_one_app": app_prediction,
+        "predict_one_app_without_flip_average": plain_prediction or app_prediction,
         "predict_one_model_predict": keras_prediction,
         "predict_speedup_vs_model_predict": round(keras_prediction["p50_ms"] / app_prediction["p50_ms"], 1),
         "photo_1000px_jpeg_to_probabilities": photo_to_probabilities,

@@ -97,7 +97,7 @@ def measure_realphoto_accuracy(
         `catalog_shots` (accuracy on test images made into catalog photos); or `{"error": ...}`
         when the photos are not there.
     """
-    from fashion_core.inference import Predictor
+    from fashion_core.inference import Predictor, trained_with_flips
     from fashion_core.preprocess import naive_photo_to_fashion_mnist, photo_to_fashion_mnist
     from fashion_core.registry import load_model, read_metadata
 
@@ -118,6 +118,7 @@ def measure_realphoto_accuracy(
             "test_accuracy": metadata.get("test_accuracy"),
         },
         "num_photos": len(files),
+        "flip_average_in_app": trained_with_flips(metadata),
         "naive": accuracy_report(predictor.predict(naive_images).argmax(1), labels),
         "pipeline": accuracy_report(predictor.predict(images).argmax(1), labels),
         "pipeline_flip_average": accuracy_report(mirrored.predict(images).argmax(1), labels),
