@@ -9,8 +9,7 @@ import json
 
 from fashion_core.data import load_fashion_mnist
 from fashion_core.evaluation import evaluate_model
-from fashion_core.inference import trained_with_flips
-from fashion_core.registry import SHIPPED_MODELS_DIR, load_model, read_metadata
+from fashion_core.registry import SHIPPED_MODELS_DIR, load_model, read_metadata, trained_with_flips
 from fashion_core.training import PRESETS, train
 
 

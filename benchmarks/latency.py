@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from fashion_core.data import load_fashion_mnist
-from fashion_core.inference import Predictor, trained_with_flips
-from fashion_core.registry import SHIPPED_MODELS_DIR, load_model, read_metadata
+from fashion_core.inference import Predictor
+from fashion_core.registry import SHIPPED_MODELS_DIR, load_model, read_metadata, trained_with_flips
 
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
 

@@ -97,9 +97,9 @@ def measure_realphoto_accuracy(
         `catalog_shots` (accuracy on test images made into catalog photos); or `{"error": ...}`
         when the photos are not there.
     """
-    from fashion_core.inference import Predictor, trained_with_flips
+    from fashion_core.inference import Predictor
     from fashion_core.preprocess import naive_photo_to_fashion_mnist, photo_to_fashion_mnist
-    from fashion_core.registry import load_model, read_metadata
+    from fashion_core.registry import load_model, read_metadata, trained_with_flips
 
     photos_dir, model_dir = Path(photos_dir), Path(model_dir)
     if not (photos_dir / "MANIFEST.tsv").is_file():

@@ -32,18 +32,6 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def trained_with_flips(metadata: dict) -> bool:
-    """Whether a model was trained on randomly mirrored images, so that flip averaging can help it.
-
-    Averaging with the mirror image (test-time augmentation) helps a model that learnt both
-    orientations. Fashion-MNIST's shoes all point left, so a model trained without flips has never
-    seen one pointing right and would be hurt, not helped.
-    """
-    config = metadata.get("config") or {}
-    strength = config.get("augment_strength", 0)
-    return config.get("augment") is True and isinstance(strength, int | float) and strength > 0
-
-
 class Predictor:
     """Wraps a model in one traced `tf.function` for low-latency, thread-safe prediction.
 

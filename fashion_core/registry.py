@@ -320,3 +320,28 @@ def _tensorflow_version() -> str:
         return tf.__version__
     except ImportError:
         return "unknown"
+
+
+def trained_with_flips(metadata: dict) -> bool:
+    """Whether a model was trained on randomly mirrored images, so that flip averaging can help it.
+
+    Averaging with the mirror image (test-time augmentation) helps a model that learnt both
+    orientations. Fashion-MNIST's shoes all point left, so a model trained without flips has never
+    seen one pointing right and would be hurt, not helped.
+    """
+    config = metadata.get("config") or {}
+    strength = config.get("augment_strength", 0)
+    return config.get("augment") is True and isinstance(strength, int | float) and strength > 0
+
+
+def reported_test_accuracy(metadata: dict) -> float | None:
+    """The test accuracy of the app's predictions with this model, from its metadata (`None` if unknown).
+
+    That is the flip-averaged accuracy for a model trained with flips (when it was measured), else
+    the plain one, so that every page reports what the Evaluation page measures.
+    """
+    flip_averaged = metadata.get("test_accuracy_flip_average")
+    if trained_with_flips(metadata) and isinstance(flip_averaged, int | float):
+        return float(flip_averaged)
+    plain = metadata.get("test_accuracy")
+    return float(plain) if isinstance(plain, int | float) else None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from fashion_core.registry import ModelEntry
+from fashion_core.registry import ModelEntry, reported_test_accuracy
 
 HISTORY_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 TABLE_COLUMNS = ["Name", "Kind", "Architecture", "Epochs", "Test accuracy", "Trained at", "Size (MB)"]
@@ -28,7 +28,7 @@ def models_table(entries: Sequence[ModelEntry]) -> pd.DataFrame:
                 "Kind": "shipped" if entry.shipped else "user",
                 "Architecture": metadata.get("architecture") or metadata.get("config", {}).get("architecture"),
                 "Epochs": metadata.get("epochs_run"),
-                "Test accuracy": metadata.get("test_accuracy"),
+                "Test accuracy": reported_test_accuracy(metadata),
                 "Trained at": metadata.get("created_at"),
                 "Size (MB)": round(entry.size_bytes / 1e6, 2),
             }

@@ -16,8 +16,14 @@ from streamlit.runtime.pages_manager import PagesManager
 from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.inference import Predictor, trained_with_flips
-from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
+from fashion_core.inference import Predictor
+from fashion_core.registry import (
+    DEFAULT_MODEL_NAME,
+    ModelEntry,
+    ModelRegistry,
+    RegistryError,
+    trained_with_flips,
+)
 
 # Streamlit treats an app with a `pages/` folder beside its entry as a legacy (v1) multipage app
 # until `st.navigation` first runs, so a fresh server's first run (a deep link, say) would run a

@@ -33,8 +33,8 @@ def shipped_model():
 @pytest.fixture(scope="session")
 def shipped_predictor(shipped_model):
     """The app's predictor for the shipped model: flip-averaged when its metadata says it was trained with flips."""
-    from fashion_core.inference import Predictor, trained_with_flips
-    from fashion_core.registry import read_metadata
+    from fashion_core.inference import Predictor
+    from fashion_core.registry import read_metadata, trained_with_flips
 
     return Predictor(shipped_model, flip_average=trained_with_flips(read_metadata(SHIPPED_MODEL_DIR)))
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fashion_core.inference import Predictor, trained_with_flips
+from fashion_core.inference import Predictor
+from fashion_core.registry import reported_test_accuracy, trained_with_flips
 
 
 @pytest.mark.parametrize("count", [1, 3])
@@ -34,3 +35,12 @@ def test_an_empty_batch_gives_no_rows(shipped_model):
 )
 def test_only_models_trained_with_flips_get_flip_averaging(metadata, expected):
     assert trained_with_flips(metadata) is expected
+
+
+def test_the_reported_accuracy_is_the_flip_averaged_one_only_for_models_trained_with_flips():
+    flips = {"augment": True, "augment_strength": 0.4}
+    assert reported_test_accuracy({"config": flips, "test_accuracy": 0.94, "test_accuracy_flip_average": 0.95}) == 0.95
+    assert reported_test_accuracy({"config": flips, "test_accuracy": 0.94}) == 0.94  # not measured: the plain one
+    no_flips = {"augment": False, "augment_strength": 0.4}
+    assert reported_test_accuracy({"config": no_flips, "test_accuracy": 0.9, "test_accuracy_flip_average": 0.8}) == 0.9
+    assert reported_test_accuracy({"test_accuracy": "n/a"}) is None

@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from fashion_core.data import NUM_CLASSES, FashionMNIST, load_fashion_mnist, stratified_subset, validation_split
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.inference import trained_with_flips
 from fashion_core.models import ModelOptions, build_model
+from fashion_core.registry import trained_with_flips
 from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
 
