@@ -15,7 +15,7 @@ import streamlit as st
 from fashion_core.charts import confusion_matrix_heatmap, per_class_accuracy_chart, training_curves_chart
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.models import ARCHITECTURE_DESCRIPTIONS, ARCHITECTURES
-from fashion_core.registry import RegistryError
+from fashion_core.registry import RegistryError, reported_test_accuracy
 from fashion_core.training import PRESETS, TrainingConfig
 from fashion_core.training.config import FIELD_BOUNDS, OPTIMIZERS, SCHEDULES
 from fashion_core.training.job import FAILED, STOPPED, JobAlreadyRunning, JobManager, JobNotSavable, TrainingJob
@@ -269,7 +269,9 @@ def finished_job_panel(job: TrainingJob) -> None:
     else:
         st.success(f"Finished {result.epochs_run} epoch(s); the model keeps {best}.", icon=":material/check_circle:")
     columns = st.columns(4)
-    columns[0].metric("Test accuracy", f"{result.evaluation.accuracy:.2%}")
+    accuracy, plain = reported_test_accuracy(result.metadata()), result.evaluation.accuracy
+    flip_help = f"Averaged with mirror images, as the app will predict; a plain `model(x)` call gets {plain:.2%}."
+    columns[0].metric("Test accuracy", f"{accuracy:.2%}", help=flip_help if accuracy != plain else None)
     columns[1].metric("Test loss", f"{result.evaluation.loss:.4f}")
     columns[2].metric("Epochs", f"{result.epochs_run} of {result.config.epochs}")
     columns[3].metric("Training time", format_duration(result.training_seconds))
