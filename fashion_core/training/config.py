@@ -45,13 +45,13 @@ class TrainingConfig:
 
     Args:
         architecture: one of `fashion_core.models.ARCHITECTURES`. Defaults to `"cnn"`.
-        epochs: maximum number of passes over the training images. Defaults to 30.
+        epochs: maximum number of passes over the training images. Defaults to 40.
         batch_size: images per step. Defaults to 128.
         learning_rate: peak learning rate. Defaults to 3e-3.
         optimizer: `"adam"`, `"sgd"` (with Nesterov momentum 0.9) or `"rmsprop"`. Defaults to `"adam"`.
         dropout: dropout rate of the classifier. Defaults to 0.3.
         augment: whether to train with random augmentation layers. Defaults to `True`.
-        augment_strength: 0..1, how strong the augmentation is. Defaults to 0.3.
+        augment_strength: 0..1, how strong the augmentation is. Defaults to 0.4.
         label_smoothing: 0..0.3, softens the one-hot targets. Defaults to 0.1.
         weight_decay: 0..0.1, shrinks every weight by `learning_rate * weight_decay` each step
             (decoupled weight decay). Defaults to 0.
@@ -67,13 +67,13 @@ class TrainingConfig:
     """
 
     architecture: str = "cnn"
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 128
     learning_rate: float = 3e-3
     optimizer: str = "adam"
     dropout: float = 0.3
     augment: bool = True
-    augment_strength: float = 0.3
+    augment_strength: float = 0.4
     label_smoothing: float = 0.1
     weight_decay: float = 0.0
     patience: int = 0
@@ -135,6 +135,6 @@ PRESETS: dict[str, TrainingConfig] = {
     ),
     # About a quarter of an hour on two cores: the default CNN for a few epochs.
     "Standard": TrainingConfig(architecture="cnn", epochs=8, augment_strength=0.3),
-    # The shipped model's recipe (about an hour on two cores).
+    # The shipped model's recipe (about 50 minutes on two cores).
     "Best": TrainingConfig(),
 }
