@@ -113,7 +113,8 @@ def optimisation_widgets() -> None:
         WEIGHT_DECAYS,
         key=field_key("weight_decay"),
         format_func=lambda v: f"{v:g}",
-        help="Shrinks every weight by learning rate x weight decay each step. 5e-4 with SGD is the shipped recipe.",
+        help="Shrinks every weight by learning rate x weight decay each step (5e-4 is usual with SGD). The shipped "
+        "model uses Adam without it; SGD with 5e-4 did a little worse on validation (0.947 against 0.949).",
     )
     st.slider("Label smoothing", 0.0, FIELD_BOUNDS["label_smoothing"].high, step=0.01, key=field_key("label_smoothing"))
 
