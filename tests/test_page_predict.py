@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
+from PIL import Image
 
-from fashion_core.data import CLASS_NAMES
+from fashion_core.data import CLASS_NAMES, load_fashion_mnist
 from fashion_core.inference import Predictor
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.preprocess import photo_steps
@@ -20,14 +21,36 @@ from tests.explain_page_support import image_urls, navigation_app
 
 PAGE = "pages/predict.py"
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
+# class_name in MANIFEST.tsv, in dataset class order
+MANIFEST_CLASS_NAMES = [
+    "tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"
+]  # fmt: skip
 
 
 def dev_photo(class_name: str, position: int = 0) -> tuple[str, bytes]:
+    """A real photo of the class from `../shared/realphotos-dev`, or a made-up one where that folder is missing."""
+    if not (REAL_PHOTOS_DIR / "MANIFEST.tsv").is_file():
+        return stand_in_photo(class_name, position)
     with open(REAL_PHOTOS_DIR / "MANIFEST.tsv", newline="") as manifest:
         paths = [
             row["relative_path"] for row in csv.DictReader(manifest, delimiter="\t") if row["class_name"] == class_name
         ]
     return Path(paths[position]).name, (REAL_PHOTOS_DIR / paths[position]).read_bytes()
+
+
+def stand_in_photo(class_name: str, position: int) -> tuple[str, bytes]:
+    """A test image of the class as a 560x560 JPEG photo: a blue garment on a light, slightly noisy floor."""
+    data = load_fashion_mnist(download=False)
+    index = np.flatnonzero(data.test_labels == MANIFEST_CLASS_NAMES.index(class_name))[position]
+    garment = np.asarray(Image.fromarray(data.test_images[index]).resize((400, 400), Image.BICUBIC)) / 255.0
+    floor = np.random.default_rng(position).normal(225, 4, (400, 400, 1))
+    colour = np.array([40.0, 70.0, 150.0])
+    photo = floor * (1 - garment[..., None]) + colour * garment[..., None]
+    canvas = np.full((560, 560, 3), 225.0)
+    canvas[80:480, 80:480] = photo
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+    return f"{class_name}-{position}.jpg", buffer.getvalue()
 
 
 @pytest.fixture
