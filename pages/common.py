@@ -22,6 +22,7 @@ from fashion_core.registry import (
     ModelEntry,
     ModelRegistry,
     RegistryError,
+    reported_test_accuracy,
     trained_with_flips,
 )
 
@@ -165,6 +166,19 @@ def _cached_test_evaluation(name: str, path: str, modified_ns: int) -> Evaluatio
 def test_evaluation(loaded: LoadedModel) -> EvaluationReport:
     """The model's predictions on the 10000 test images, computed once per model and process."""
     return _cached_test_evaluation(loaded.name, str(loaded.entry.path), loaded.entry.model_file.stat().st_mtime_ns)
+
+
+def test_accuracy_metric(container, metadata: dict) -> None:
+    """The "Test accuracy" metric of a model as the app's predictions get it, saying so when it is flip-averaged."""
+    accuracy, plain = reported_test_accuracy(metadata), metadata.get("test_accuracy")
+    flip_averaged = accuracy is not None and isinstance(plain, int | float) and accuracy != plain
+    container.metric(
+        "Test accuracy",
+        "unknown" if accuracy is None else f"{accuracy:.2%}",
+        help=f"Averaged with mirror images, as the app predicts; a plain `model(x)` call gets {plain:.2%}."
+        if flip_averaged
+        else None,
+    )
 
 
 def as_display_image(image: np.ndarray, size: int = 140) -> np.ndarray:

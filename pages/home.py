@@ -5,8 +5,7 @@ import streamlit as st
 from fashion_core.charts import per_class_accuracy_chart
 from fashion_core.data import CLASS_NAMES
 from fashion_core.models import ARCHITECTURE_DESCRIPTIONS
-from fashion_core.registry import reported_test_accuracy
-from pages.common import LoadedModel, current_model
+from pages.common import LoadedModel, current_model, test_accuracy_metric
 
 PAGE_GUIDE = [
     ("Predict", "Upload a clothing photo, take one with the camera, or draw one, and get the class and why."),
@@ -25,13 +24,7 @@ def model_card(loaded: LoadedModel) -> None:
     st.subheader(f"Model in use: `{loaded.name}`")
     st.caption(ARCHITECTURE_DESCRIPTIONS.get(architecture, architecture))
     columns = st.columns(4)
-    accuracy, plain = reported_test_accuracy(metadata), metadata.get("test_accuracy")
-    flip_help = f"Averaged with mirror images, as the app predicts; a plain `model(x)` call gets {plain:.2%}."
-    columns[0].metric(
-        "Test accuracy",
-        f"{accuracy:.2%}" if accuracy is not None else "unknown",
-        help=flip_help if accuracy is not None and accuracy != plain else None,
-    )
+    test_accuracy_metric(columns[0], metadata)
     columns[1].metric("Parameters", f"{loaded.model.count_params():,}")
     columns[2].metric("Epochs", metadata.get("epochs_run", "?"))
     seconds = metadata.get("training_seconds")

@@ -15,12 +15,12 @@ import streamlit as st
 from fashion_core.charts import confusion_matrix_heatmap, per_class_accuracy_chart, training_curves_chart
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.models import ARCHITECTURE_DESCRIPTIONS, ARCHITECTURES
-from fashion_core.registry import RegistryError, reported_test_accuracy
+from fashion_core.registry import RegistryError
 from fashion_core.training import PRESETS, TrainingConfig
 from fashion_core.training.config import FIELD_BOUNDS, OPTIMIZERS, SCHEDULES
 from fashion_core.training.job import FAILED, STOPPED, JobAlreadyRunning, JobManager, JobNotSavable, TrainingJob
 from fashion_core.training.throughput import RunTimeEstimate, ThroughputLog, estimate_run_seconds
-from pages.common import dataset_or_message, registry, use_for_predictions
+from pages.common import dataset_or_message, registry, test_accuracy_metric, use_for_predictions
 
 PRESET_KEY = "train_preset"
 FORM_VALUES_KEY = "train_form_values"  # the form's last values: widget state is dropped when the page is left
@@ -270,9 +270,7 @@ def finished_job_panel(job: TrainingJob) -> None:
     else:
         st.success(f"Finished {result.epochs_run} epoch(s); the model keeps {best}.", icon=":material/check_circle:")
     columns = st.columns(4)
-    accuracy, plain = reported_test_accuracy(result.metadata()), result.evaluation.accuracy
-    flip_help = f"Averaged with mirror images, as the app will predict; a plain `model(x)` call gets {plain:.2%}."
-    columns[0].metric("Test accuracy", f"{accuracy:.2%}", help=flip_help if accuracy != plain else None)
+    test_accuracy_metric(columns[0], result.metadata())
     columns[1].metric("Test loss", f"{result.evaluation.loss:.4f}")
     columns[2].metric("Epochs", f"{result.epochs_run} of {result.config.epochs}")
     columns[3].metric("Training time", format_duration(result.training_seconds))

@@ -44,3 +44,16 @@ def test_a_user_model_can_be_chosen_in_the_sidebar(app, private_user_models):
     app.sidebar.selectbox(key="model_name").set_value("copy-of-default").run()
     assert not app.exception
     assert app.subheader[0].value == "Model in use: `copy-of-default`"
+
+
+def test_a_model_without_a_measured_accuracy_shows_unknown(app, private_user_models):
+    """Test that a model saved with bare metadata (no test accuracy) gets "unknown", not an error."""
+    from fashion_core.models import ModelOptions, build_model
+    from fashion_core.registry import ModelRegistry
+
+    ModelRegistry(user_dir=private_user_models).save("bare", build_model("dense", ModelOptions(augment=False)), {})
+    app.run()
+    app.sidebar.selectbox(key="model_name").set_value("bare").run()
+    assert not app.exception
+    metrics = {metric.label: metric for metric in app.metric}
+    assert metrics["Test accuracy"].value == "unknown" and not metrics["Test accuracy"].help
