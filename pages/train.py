@@ -28,9 +28,20 @@ SAVE_NAME_KEY = "train_save_name"
 SAVE_NAME_JOB_KEY = "train_save_name_job"  # the job whose default name the name box holds
 FIELD_KEY_PREFIX = "train_"  # + a TrainingConfig field name: that field's widget
 
-BATCH_SIZES = [2**power for power in range(3, 11)]  # 8 ... 1024
-LEARNING_RATES = [round(m * 10.0**e, 6) for e in range(-5, 0) for m in (1, 2, 3, 5)] + [1.0]  # log-spaced 1e-5 ... 1
-WEIGHT_DECAYS = [0.0] + [round(m * 10.0**e, 6) for e in range(-5, -1) for m in (1, 2, 5)] + [0.1]  # 0, 1e-5 ... 0.1
+
+def with_preset_values(options: list, name: str) -> list:
+    """A select slider's options plus every preset's value of the field, so a preset runs exactly as defined."""
+    return sorted(set(options) | {getattr(preset, name) for preset in PRESETS.values()})
+
+
+# Powers of two from 8 to 1024, log-spaced rates from 1e-5 to 1, and decays from 0 and 1e-5 to 0.1.
+BATCH_SIZES = with_preset_values([2**power for power in range(3, 11)], "batch_size")
+LEARNING_RATES = with_preset_values(
+    [round(m * 10.0**e, 6) for e in range(-5, 0) for m in (1, 2, 3, 5)] + [1.0], "learning_rate"
+)
+WEIGHT_DECAYS = with_preset_values(
+    [0.0] + [round(m * 10.0**e, 6) for e in range(-5, -1) for m in (1, 2, 5)] + [0.1], "weight_decay"
+)
 SUBSET_STEP = 500
 SCHEDULE_LABELS = {"none": "constant", "cosine": "cosine decay", "plateau": "reduce on plateau"}
 OPTIMIZER_LABELS = {"adam": "Adam", "sgd": "SGD with Nesterov momentum", "rmsprop": "RMSprop"}

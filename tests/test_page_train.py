@@ -61,6 +61,7 @@ def test_presets_fill_the_form_and_the_estimate_follows_it(monkeypatch, models_d
     values = {key: app.slider(key=key).value for key in ("train_epochs", "train_subset_size", "train_dropout")}
     assert values == {"train_epochs": 3, "train_subset_size": 60000, "train_dropout": pytest.approx(0.15)}
     assert app.select_slider(key="train_batch_size").value == 128
+    assert app.select_slider(key="train_learning_rate").value == pytest.approx(4e-3)  # as measured, not snapped
     assert app.selectbox(key="train_architecture").value == "small_cnn"
     assert app.checkbox(key="train_augment").value is False
     quick_minutes = metrics(app)["Estimated run time"]
