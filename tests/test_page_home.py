@@ -7,6 +7,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fashion_core import registry as registry_module
+from fashion_core.models import ModelOptions, build_model
+from fashion_core.registry import ModelRegistry
 from tests.conftest import REPO_ROOT, SHIPPED_MODEL_DIR
 
 TIMEOUT = 120
@@ -48,9 +50,6 @@ def test_a_user_model_can_be_chosen_in_the_sidebar(app, private_user_models):
 
 def test_a_model_without_a_measured_accuracy_shows_unknown(app, private_user_models):
     """Test that a model saved with bare metadata (no test accuracy) gets "unknown", not an error."""
-    from fashion_core.models import ModelOptions, build_model
-    from fashion_core.registry import ModelRegistry
-
     ModelRegistry(user_dir=private_user_models).save("bare", build_model("dense", ModelOptions(augment=False)), {})
     app.run()
     app.sidebar.selectbox(key="model_name").set_value("bare").run()

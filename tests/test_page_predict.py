@@ -1,6 +1,7 @@
 """AppTest of the prediction page: uploads, bad files, several files, the camera, the drawing tab, the model picker."""
 
 import csv
+import functools
 import io
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import streamlit as st
 from PIL import Image
 
-from fashion_core.data import CLASS_NAMES, load_fashion_mnist
+from fashion_core.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
 from fashion_core.inference import Predictor
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.preprocess import photo_steps
@@ -38,9 +39,15 @@ def dev_photo(class_name: str, position: int = 0) -> tuple[str, bytes]:
     return Path(paths[position]).name, (REAL_PHOTOS_DIR / paths[position]).read_bytes()
 
 
+@functools.cache
+def dataset() -> FashionMNIST:
+    """Fashion-MNIST, loaded once for all the stand-in photos (decoding its files takes a while)."""
+    return load_fashion_mnist(download=False)
+
+
 def stand_in_photo(class_name: str, position: int) -> tuple[str, bytes]:
     """A test image of the class as a 560x560 JPEG photo: a blue garment on a light, slightly noisy floor."""
-    data = load_fashion_mnist(download=False)
+    data = dataset()
     index = np.flatnonzero(data.test_labels == MANIFEST_CLASS_NAMES.index(class_name))[position]
     garment = np.asarray(Image.fromarray(data.test_images[index]).resize((400, 400), Image.BICUBIC)) / 255.0
     floor = np.random.default_rng(position).normal(225, 4, (400, 400, 1))
