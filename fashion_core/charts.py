@@ -217,7 +217,13 @@ def _bin_means(values: np.ndarray, size: int) -> np.ndarray:
     return np.divide(sums, counts, out=np.full(len(bins), np.nan), where=counts > 0)
 
 
-def training_curves_chart(snapshot, metric: str = "loss", smoothing: float = 0.9, max_points: int = 1500) -> go.Figure:
+def training_curves_chart(
+    snapshot,
+    metric: str = "loss",
+    smoothing: float = 0.9,
+    max_points: int = 1500,
+    augmentation_ends_at: int | None = None,
+) -> go.Figure:
     """A run's training curve per batch (raw and smoothed) and its validation curve per epoch.
 
     The x axis is in epochs, so batch `k` of epoch `e` sits at `e - 1 + k / steps_per_epoch` and
@@ -230,6 +236,9 @@ def training_curves_chart(snapshot, metric: str = "loss", smoothing: float = 0.9
         metric: `"loss"` or `"accuracy"`. Defaults to `"loss"`.
         smoothing: the EMA weight of the past, per batch. Defaults to 0.9.
         max_points: at most this many points per training curve. Defaults to 1500.
+        augmentation_ends_at: the epoch after which the run trains without augmentation (the
+            training curves jump there, as the images get easier), marked with a dotted line.
+            Defaults to none.
     """
     steps = np.asarray(snapshot.batch_steps, dtype=float)
     raw = np.asarray(getattr(snapshot, f"batch_{metric}"), dtype=float)
@@ -268,6 +277,13 @@ def training_curves_chart(snapshot, metric: str = "loss", smoothing: float = 0.9
         legend={"orientation": "h", "y": -0.25},
         uirevision=metric,  # keeps the user's zoom while the data grows
     )
+    if augmentation_ends_at is not None:
+        figure.add_vline(
+            x=augmentation_ends_at,
+            line={"color": MUTED, "dash": "dot"},
+            annotation_text="augmentation off",
+            annotation_position="top left",
+        )
     return _compact(figure, 360)
 
 

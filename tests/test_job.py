@@ -260,3 +260,18 @@ def test_training_curves_chart_places_batches_and_epochs_on_one_epoch_axis():
     assert list(accuracy.data[2].y) == [0.7] and accuracy.layout.yaxis.tickformat == ".0%"
     long = SimpleNamespace(**{**vars(snapshot), "batch_steps": tuple(range(1, 3001)), "batch_loss": (1.0,) * 3000})
     assert len(training_curves_chart(long, "loss", max_points=1000).data[0].x) == 1000
+
+
+def test_training_curves_chart_marks_where_augmentation_ends():
+    snapshot = SimpleNamespace(
+        batch_steps=(1, 2, 3),
+        batch_loss=(2.0, 1.0, 0.5),
+        batch_accuracy=(0.5, 0.6, 0.9),
+        steps_per_epoch=1,
+        epoch_logs=(),
+    )
+    assert not training_curves_chart(snapshot, "loss").layout.shapes
+    marked = training_curves_chart(snapshot, "loss", augmentation_ends_at=2)
+    (line,) = marked.layout.shapes
+    assert (line.x0, line.x1) == (2, 2)
+    assert marked.layout.annotations[0].text == "augmentation off"

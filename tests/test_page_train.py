@@ -72,6 +72,22 @@ def test_presets_fill_the_form_and_the_estimate_follows_it(monkeypatch, models_d
     assert metrics(app)["Estimated run time"] != quick_minutes
 
 
+def test_best_preset_ends_with_clean_epochs_and_too_few_epochs_are_refused(monkeypatch, models_dir):
+    """Test that the Best preset's clean epochs show, and that a run of no more epochs than that explains itself."""
+    app = navigation_app(monkeypatch, PAGE)
+    app.selectbox(key="train_preset").set_value("Best").run()
+    assert app.slider(key="train_clean_epochs").value == 4
+    assert app.slider(key="train_epochs").value == 40
+    app.slider(key="train_epochs").set_value(4).run()
+    assert not app.exception
+    assert app.error[0].value.startswith("clean_epochs must be less than epochs")
+    assert "train_start" not in [button.key for button in app.button]  # nothing to start until it is fixed
+    app.checkbox(key="train_augment").uncheck().run()
+    assert app.slider(key="train_clean_epochs").disabled
+    assert not app.error  # without augmentation every epoch is clean: nothing to refuse
+    assert metrics(app)["Estimated run time"]
+
+
 def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(monkeypatch, models_dir):
     """Test the whole journey: start, live curves that grow, a refused second start, Stop, Save, Use."""
     app = navigation_app(monkeypatch, PAGE)

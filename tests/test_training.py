@@ -8,7 +8,12 @@ import pytest
 
 from fashion_core.training import PRESETS, ProgressRecorder, TrainingConfig, TrainingFailed, train
 from fashion_core.training.callbacks import RestoreBestWeights
-from fashion_core.training.loop import make_optimizer, warmup_steps_for
+from fashion_core.training.loop import (
+    augmented_learning_rate,
+    clean_phase_learning_rate,
+    make_optimizer,
+    warmup_steps_for,
+)
 
 TINY = {"architecture": "seed_cnn", "epochs": 1, "subset_size": 1000, "validation_fraction": 0.1, "augment": False}
 
@@ -27,6 +32,8 @@ TINY = {"architecture": "seed_cnn", "epochs": 1, "subset_size": 1000, "validatio
         ("epochs", 2.5, "epochs must be a whole number"),
         ("augment", "yes", "augment must be True or False"),
         ("weight_decay", 0.5, r"weight_decay must be in \[0.0, 0.1\]"),
+        ("clean_epochs", 1.5, "clean_epochs must be a whole number"),
+        ("clean_epochs", 40, "clean_epochs must be less than epochs.*lower clean_epochs or raise epochs"),
     ],
 )
 def test_invalid_config_names_the_allowed_range(field, value, message):
@@ -57,6 +64,57 @@ def test_weight_decay_reaches_the_optimizer_and_zero_means_none(optimizer):
     decayed = make_optimizer(TrainingConfig(optimizer=optimizer, weight_decay=5e-4), steps_per_epoch=10)
     assert decayed.weight_decay == pytest.approx(5e-4)
     assert make_optimizer(TrainingConfig(optimizer=optimizer), steps_per_epoch=10).weight_decay is None
+
+
+def test_clean_epochs_are_counted_in_the_epochs_and_need_augmentation():
+    config = TrainingConfig(epochs=40, clean_epochs=4)
+    assert (config.augmented_epochs, config.final_clean_epochs) == (36, 4)
+    for no_augmentation in ({"augment": False}, {"augment_strength": 0.0}):
+        # Without augmentation every epoch is clean already: nothing to switch off, nothing to refuse.
+        config = TrainingConfig(epochs=2, clean_epochs=4, **no_augmentation)
+        assert (config.augmented_epochs, config.final_clean_epochs) == (2, 0)
+    assert PRESETS["Best"].final_clean_epochs == 4
+    assert PRESETS["Quick"].final_clean_epochs == 0
+
+
+def test_the_augmented_schedule_ends_before_the_clean_one_starts_at_a_tenth():
+    config = TrainingConfig(epochs=10, clean_epochs=2, learning_rate=1e-2)
+    augmented = augmented_learning_rate(config, steps_per_epoch=10)
+    assert float(augmented(80)) == pytest.approx(0.0, abs=1e-9)  # decayed to zero after the 8 augmented epochs
+    assert float(augmented(8)) == pytest.approx(1e-2)  # the peak, after a tenth of the 80 augmented steps
+    clean = clean_phase_learning_rate(config, steps_per_epoch=10)
+    assert float(clean(0)) == pytest.approx(1e-3)
+    assert float(clean(10)) == pytest.approx(0.5e-3)
+    assert float(clean(20)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_clean_epochs_follow_on_without_augmentation_layers(fashion_data):
+    recorder = ProgressRecorder(epochs=1, steps_per_epoch=1, batch_size=1)
+    config = TrainingConfig(
+        architecture="small_cnn", epochs=3, clean_epochs=1, subset_size=1000, augment_strength=0.4, learning_rate=1e-3
+    )
+    result = train(config, data=fashion_data, recorder=recorder)
+    assert [log["epoch"] for log in result.history] == [1, 2, 3]
+    assert result.epochs_run == 3 and not result.stopped_early
+    progress = recorder.snapshot()
+    assert progress["steps_done"] == 3 * 8 and progress["progress"] == 1.0  # one run: 8 steps an epoch, counted on
+    assert progress["learning_rate"] < 1e-4  # the clean phase's rate, decayed from a tenth of the peak
+    assert not [layer.name for layer in result.model.layers if layer.name.startswith("random_")]
+    assert result.best_epoch == 1 + int(np.argmax([log["val_accuracy"] for log in result.history]))
+
+
+def test_a_stop_during_the_augmented_epochs_skips_the_clean_ones(fashion_data):
+    stop_event = threading.Event()
+
+    class StopInTheFirstEpoch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 1:
+                stop_event.set()
+
+    config = TrainingConfig(architecture="small_cnn", epochs=3, clean_epochs=1, subset_size=1000)
+    result = train(config, data=fashion_data, stop_event=stop_event, callbacks=[StopInTheFirstEpoch()])
+    assert result.stopped_early and result.epochs_run == 1
+    assert [layer.name for layer in result.model.layers if layer.name.startswith("random_")]  # never rebuilt
 
 
 def test_train_on_a_small_subset_returns_an_evaluated_model(fashion_data):
@@ -115,3 +173,25 @@ def test_restore_best_weights_puts_back_the_best_epoch():
     callback.on_train_end()
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), best))
     assert callback.best_epoch == 0
+
+
+def test_restore_best_weights_carries_the_best_epoch_into_the_next_fit():
+    """Test that after `continue_in_next_fit` a worse epoch of the rebuilt model does not replace the best one."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    callback = RestoreBestWeights(monitor="val_accuracy")
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"val_accuracy": 0.9})
+    callback.on_train_end()
+    best = [w.copy() for w in model.get_weights()]
+    callback.continue_in_next_fit(best)
+    callback.on_train_begin()
+    model.set_weights([w + 1 for w in best])
+    callback.on_epoch_end(1, {"val_accuracy": 0.8})
+    callback.on_train_end()
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), best))
+    assert (callback.best_epoch, callback.best_value) == (0, 0.9)
+    callback.continue_in_next_fit(model.get_weights())
+    callback.on_train_begin()
+    callback.on_epoch_end(2, {"val_accuracy": 0.95})
+    assert callback.best_epoch == 2

@@ -42,8 +42,21 @@ class RestoreBestWeights(keras.callbacks.Callback):
         self.best_weights = None
         self.best_epoch = None
         self.best_value = None
+        self._continuing = False
+
+    def continue_in_next_fit(self, best_weights: list) -> None:
+        """Makes the next `fit` (of a rebuilt model) compete with the best epoch so far instead of starting over.
+
+        Args:
+            best_weights: the best epoch's weights as the next fit's model holds them (`get_weights()`).
+        """
+        self.best_weights = best_weights if self.best_epoch is not None else None
+        self._continuing = True
 
     def on_train_begin(self, logs=None):
+        if self._continuing:
+            self._continuing = False
+            return
         self.best_weights = None
         self.best_epoch = None
         self.best_value = None
@@ -84,7 +97,12 @@ class ProgressRecorder(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        self._continuing = False
         self._reset()
+
+    def continue_in_next_fit(self) -> None:
+        """Makes the next `fit` add to this run's records (its epochs follow on) instead of starting them over."""
+        self._continuing = True
 
     def _reset(self):
         self.epoch = 0
@@ -98,6 +116,9 @@ class ProgressRecorder(keras.callbacks.Callback):
         self.steps_done = 0
 
     def on_train_begin(self, logs=None):
+        if self._continuing:
+            self._continuing = False
+            return
         with self._lock:
             self._reset()
             self.started_at = time.perf_counter()

@@ -29,6 +29,7 @@ FIELD_BOUNDS = {
     "learning_rate": Bounds(1e-5, 1.0),
     "dropout": Bounds(0.0, 0.8),
     "augment_strength": Bounds(0.0, 1.0),
+    "clean_epochs": Bounds(0, 50),
     "label_smoothing": Bounds(0.0, 0.3),
     "weight_decay": Bounds(0.0, 0.1),
     "patience": Bounds(0, 100),
@@ -52,6 +53,11 @@ class TrainingConfig:
         dropout: dropout rate of the classifier. Defaults to 0.3.
         augment: whether to train with random augmentation layers. Defaults to `True`.
         augment_strength: 0..1, how strong the augmentation is. Defaults to 0.4.
+        clean_epochs: how many of the last epochs train on the images as they are, without
+            augmentation, from the best augmented epoch, at a tenth of the learning rate decaying to
+            zero. Augmentation teaches the network to cope with shifted, mirrored and partly hidden
+            garments; these last passes then fit it to the dataset's own images. Ignored without
+            augmentation; must be less than `epochs`. Defaults to 0 (the Best preset uses 4).
         label_smoothing: 0..0.3, softens the one-hot targets. Defaults to 0.1.
         weight_decay: 0..0.1, shrinks every weight by `learning_rate * weight_decay` each step
             (decoupled weight decay). Defaults to 0.
@@ -74,6 +80,7 @@ class TrainingConfig:
     dropout: float = 0.3
     augment: bool = True
     augment_strength: float = 0.4
+    clean_epochs: int = 0
     label_smoothing: float = 0.1
     weight_decay: float = 0.0
     patience: int = 0
@@ -96,11 +103,31 @@ class TrainingConfig:
                 )
             if not bounds.low <= value <= bounds.high:
                 raise ValueError(f"{name} must be in [{bounds.low}, {bounds.high}]. Received: {name}={value!r}")
-        for name in ("epochs", "batch_size", "patience", "subset_size", "seed"):
+        for name in ("epochs", "clean_epochs", "batch_size", "patience", "subset_size", "seed"):
             if not isinstance(getattr(self, name), int):
                 raise ValueError(f"{name} must be a whole number. Received: {name}={getattr(self, name)!r}")
         if not isinstance(self.augment, bool):
             raise ValueError(f"augment must be True or False. Received: augment={self.augment!r}")
+        if self.augments and self.clean_epochs >= self.epochs:
+            raise ValueError(
+                "clean_epochs must be less than epochs, so that at least one epoch trains with augmentation; "
+                f"lower clean_epochs or raise epochs. Received: clean_epochs={self.clean_epochs}, epochs={self.epochs}"
+            )
+
+    @property
+    def augments(self) -> bool:
+        """Whether the run trains with augmentation layers (on, at a strength above zero)."""
+        return self.augment and self.augment_strength > 0
+
+    @property
+    def augmented_epochs(self) -> int:
+        """Epochs trained with augmentation: all of them, less the clean ones at the end."""
+        return self.epochs - self.clean_epochs if self.augments else self.epochs
+
+    @property
+    def final_clean_epochs(self) -> int:
+        """Epochs trained at the end without augmentation, from the best augmented epoch (0 without augmentation)."""
+        return self.epochs - self.augmented_epochs
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain JSON-ready values (without `extra`)."""
@@ -135,6 +162,7 @@ PRESETS: dict[str, TrainingConfig] = {
     ),
     # About a quarter of an hour on two cores: the default CNN for a few epochs.
     "Standard": TrainingConfig(architecture="cnn", epochs=8, augment_strength=0.3),
-    # The shipped model's recipe (about 50 minutes on two cores).
-    "Best": TrainingConfig(),
+    # The shipped model's recipe (about 50 minutes on two cores): 36 augmented epochs, then 4 on the
+    # images as they are (validation 0.949 -> 0.955 when tried on the previous shipped model).
+    "Best": TrainingConfig(clean_epochs=4),
 }

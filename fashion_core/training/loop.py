@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from fashion_core.data import NUM_CLASSES, FashionMNIST, load_fashion_mnist, stratified_subset, validation_split
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.models import ModelOptions, build_model
+from fashion_core.models import ModelOptions, build_model, inference_model
 from fashion_core.registry import trained_with_flips
 from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
@@ -81,17 +81,46 @@ def warmup_steps_for(epochs: int, steps_per_epoch: int) -> int:
     return min(steps_per_epoch, epochs * steps_per_epoch // 10)
 
 
+def augmented_learning_rate(config: TrainingConfig, steps_per_epoch: int):
+    """The learning rate of the augmented epochs: a number, or a schedule of the step for `"cosine"`.
+
+    The cosine decays to zero at the end of the augmented epochs, so that the best augmented epoch
+    (which the clean epochs start from) comes from a settled network.
+    """
+    if config.schedule != "cosine":
+        return config.learning_rate
+    warmup_steps = warmup_steps_for(config.augmented_epochs, steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate if warmup_steps == 0 else config.learning_rate / 10,
+        decay_steps=max(config.augmented_epochs * steps_per_epoch - warmup_steps, 1),
+        warmup_target=None if warmup_steps == 0 else config.learning_rate,
+        warmup_steps=warmup_steps,
+    )
+
+
+def clean_phase_learning_rate(config: TrainingConfig, steps_per_epoch: int):
+    """The learning rate of the clean epochs: a tenth of the peak, cosine-decayed to zero over them."""
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10,
+        decay_steps=max(config.final_clean_epochs * steps_per_epoch, 1),
+    )
+
+
 def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The configured optimizer with its learning-rate schedule."""
-    learning_rate = config.learning_rate
-    if config.schedule == "cosine":
-        warmup_steps = warmup_steps_for(config.epochs, steps_per_epoch)
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=config.learning_rate if warmup_steps == 0 else config.learning_rate / 10,
-            decay_steps=max(config.epochs * steps_per_epoch - warmup_steps, 1),
-            warmup_target=None if warmup_steps == 0 else config.learning_rate,
-            warmup_steps=warmup_steps,
-        )
+    """The configured optimizer with its learning-rate schedule, for the augmented epochs."""
+    return _optimizer(config, augmented_learning_rate(config, steps_per_epoch))
+
+
+def make_clean_phase_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """A fresh optimizer for the clean epochs, at `clean_phase_learning_rate`.
+
+    Fresh, because the clean epochs start from the best augmented epoch's weights rather than from
+    where the augmented epochs' optimizer left off.
+    """
+    return _optimizer(config, clean_phase_learning_rate(config, steps_per_epoch))
+
+
+def _optimizer(config: TrainingConfig, learning_rate) -> keras.optimizers.Optimizer:
     weight_decay = config.weight_decay or None
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=weight_decay)
@@ -100,18 +129,32 @@ def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimi
     return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
 
 
-def build_compiled_model(config: TrainingConfig, steps_per_epoch: int) -> keras.Model:
-    """Builds and compiles the configured architecture."""
-    options = ModelOptions(
+def model_options(config: TrainingConfig) -> ModelOptions:
+    """What the model builder needs from a training config."""
+    return ModelOptions(
         dropout=config.dropout, augment=config.augment, augment_strength=config.augment_strength, seed=config.seed
     )
-    model = build_model(config.architecture, options)
+
+
+def _compile(model: keras.Model, config: TrainingConfig, optimizer: keras.optimizers.Optimizer) -> keras.Model:
     model.compile(
-        optimizer=make_optimizer(config, steps_per_epoch),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
     return model
+
+
+def build_compiled_model(config: TrainingConfig, steps_per_epoch: int) -> keras.Model:
+    """Builds and compiles the configured architecture."""
+    model = build_model(config.architecture, model_options(config))
+    return _compile(model, config, make_optimizer(config, steps_per_epoch))
+
+
+def build_clean_phase_model(model: keras.Model, config: TrainingConfig, steps_per_epoch: int) -> keras.Model:
+    """The trained model without its augmentation layers (same weights), compiled for the clean epochs."""
+    clean = inference_model(model, config.architecture, model_options(config))
+    return _compile(clean, config, make_clean_phase_optimizer(config, steps_per_epoch))
 
 
 def schedule_callbacks(config: TrainingConfig) -> list[keras.callbacks.Callback]:
@@ -209,19 +252,38 @@ def train(
     best = RestoreBestWeights()
     nan_guard = keras.callbacks.TerminateOnNaN()
     stopper = StopOnEvent(stop_event or threading.Event())
-    all_callbacks = [recorder, nan_guard, stopper, best, *schedule_callbacks(config), *(callbacks or [])]
+    run_callbacks = [recorder, nan_guard, stopper, best]
 
+    train_dataset = make_dataset(train_images, train_labels, config.batch_size, shuffle_seed=config.seed)
+    val_dataset = make_dataset(val_images, val_labels, 512 // num_replicas * num_replicas, shuffle_seed=None)
     started = time.perf_counter()
     model.fit(
-        make_dataset(train_images, train_labels, config.batch_size, shuffle_seed=config.seed),
-        validation_data=make_dataset(val_images, val_labels, 512 // num_replicas * num_replicas, shuffle_seed=None),
-        epochs=config.epochs,
-        callbacks=all_callbacks,
+        train_dataset,
+        validation_data=val_dataset,
+        epochs=config.augmented_epochs,
+        callbacks=[*run_callbacks, *schedule_callbacks(config), *(callbacks or [])],
         shuffle=False,  # the dataset shuffles itself, by the seed
         verbose=verbose,
     )
-    training_seconds = time.perf_counter() - started
     _raise_if_diverged(recorder)
+    epochs_done = len(recorder.epoch_logs)
+    if config.final_clean_epochs and epochs_done and not stopper.stopped_by_request:
+        # The best augmented epoch's weights are back in `model`; go on from them without augmentation.
+        with strategy.scope():
+            model = build_clean_phase_model(model, config, steps_per_epoch)
+        recorder.continue_in_next_fit()
+        best.continue_in_next_fit(model.get_weights())
+        model.fit(
+            train_dataset,
+            validation_data=val_dataset,
+            initial_epoch=epochs_done,
+            epochs=epochs_done + config.final_clean_epochs,
+            callbacks=[*run_callbacks, *(callbacks or [])],  # early stopping and plateau end with the augmentation
+            shuffle=False,
+            verbose=verbose,
+        )
+        _raise_if_diverged(recorder)
+    training_seconds = time.perf_counter() - started
 
     evaluation = evaluate_model(model, data.test_images, data.test_labels)
     extra = {}
