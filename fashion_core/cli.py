@@ -114,6 +114,12 @@ def run_train(args: argparse.Namespace) -> int:
     )
     if "test_accuracy_flip_average" in metadata:
         print(f"test accuracy with flip averaging {metadata['test_accuracy_flip_average']:.4f}")
+    if "validation_accuracy" in metadata:
+        flip_averaged = metadata.get("validation_accuracy_flip_average")
+        print(
+            f"validation accuracy {metadata['validation_accuracy']:.4f} (epoch {result.best_epoch})"
+            + ("" if flip_averaged is None else f", with flip averaging {flip_averaged:.4f}")
+        )
     return 0
 
 

@@ -325,6 +325,36 @@ def gradcam(
     return gradcam_maps(model, _as_image_batch(image, single=True), class_index, layer_name)[0]
 
 
+def default_gradcam(model: keras.Model, image: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, str]:
+    """Grad-CAM of one image on the last conv layer, or on the nearest earlier one if that map is empty.
+
+    Grad-CAM keeps only what raises the score, so for a few images (about one in a thousand
+    training images for the shipped model) every position of the last layer, weighted by its
+    gradients, lowers it and the map is zero everywhere. An empty picture explains nothing to
+    someone who asked "why this class?", so the app's default explanation goes back one layer at a
+    time until a map shows something, and says which layer it used.
+
+    Args:
+        model: a model under the project's contract, with at least one conv layer.
+        image: `(28, 28)` or `(28, 28, 1)`, pixels 0..255.
+        class_index: the class to explain. Defaults to the predicted class.
+
+    Returns:
+        `(heatmap, layer_name)`: the float32 `(28, 28)` map in [0, 1] and the layer it comes from
+        (the last conv layer's zero map when every layer's is empty).
+
+    Raises:
+        ExplainError: as `gradcam`.
+    """
+    last = last_conv_layer_name(model)
+    names = conv_layer_names(model)
+    for layer_name in reversed(names):
+        heatmap = gradcam(model, image, class_index, layer_name)
+        if heatmap.max() > 0:
+            return heatmap, layer_name
+    return gradcam(model, image, class_index, last), last
+
+
 def gradcam_plus_plus(
     model: keras.Model, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None
 ) -> np.ndarray:

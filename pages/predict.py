@@ -90,11 +90,15 @@ def classify_uploads(files: list, predictor: Predictor) -> tuple[list[Classified
 
 
 def explanation_heatmap(model, image: np.ndarray, class_index: int) -> tuple[np.ndarray, str]:
-    """Grad-CAM of the predicted class, or saliency for a model without a conv layer."""
+    """Grad-CAM of the predicted class (an earlier layer if the last one's map is empty), or saliency
+    for a model without a conv layer."""
     try:
-        return explain.gradcam(model, image, class_index=class_index), "Grad-CAM"
+        heatmap, layer_name = explain.default_gradcam(model, image, class_index=class_index)
     except explain.ExplainError:
         return explain.saliency(model, image, class_index=class_index), "Saliency (this model has no conv layer)"
+    if layer_name == explain.last_conv_layer_name(model):
+        return heatmap, "Grad-CAM"
+    return heatmap, f"Grad-CAM on layer `{layer_name}` (the last layer's map was empty for this image)"
 
 
 def remember_input(result: Classified, source: str) -> None:

@@ -35,6 +35,10 @@ def test_cli_trains_seed_cnn_for_one_epoch_and_the_result_loads(tmp_path):
     assert metadata["command"].endswith(f"--subset-size 2000 --out {out}")
     # trained with random flips (the default augmentation), so the flip-averaged accuracy is recorded too
     assert f"test accuracy with flip averaging {metadata['test_accuracy_flip_average']:.4f}" in result.stdout
+    assert (
+        f"validation accuracy {metadata['validation_accuracy']:.4f} (epoch 1), "
+        f"with flip averaging {metadata['validation_accuracy_flip_average']:.4f}"
+    ) in result.stdout
     assert load_model(out).output_shape == (None, 10)
 
     evaluated = run_cli("evaluate", str(out))

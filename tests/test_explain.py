@@ -144,14 +144,58 @@ def test_every_conv_layer_can_be_chosen(shipped_model, test_images):
         explain.gradcam(shipped_model, test_images[0], layer_name="features")
 
 
-def test_the_shipped_models_default_layer_explains_every_image(shipped_model, fashion_data):
-    """Test that Grad-CAM's default map is never empty for the shipped model on 3000 training images.
+def test_the_shipped_models_default_explanation_is_never_empty(shipped_model, fashion_data):
+    """Test that the app's default explanation shows something for every one of 3000 training images.
 
-    A candidate model with the same test accuracy was set aside because 14 of these maps were zero
-    everywhere (README, "The shipped model"); a replacement must explain every image too.
+    Grad-CAM on the last layer is empty for a few images (the shipped model: 3 of these 3000, each
+    a prediction it gets right); `default_gradcam` then goes back a layer. A candidate model was
+    once set aside for 14 such images (README, "The shipped model"), before the fallback existed.
     """
-    maxima = explain.gradcam_maps(shipped_model, fashion_data.train_images[:3000]).max(axis=(1, 2))
-    assert np.flatnonzero(maxima == 0).tolist() == []
+    images = fashion_data.train_images[:3000]
+    last_layer_maxima = explain.gradcam_maps(shipped_model, images).max(axis=(1, 2))
+    empty = np.flatnonzero(last_layer_maxima == 0)
+    assert len(empty) <= 6  # about one in a thousand: the fallback is for the odd image, not the rule
+    last = explain.last_conv_layer_name(shipped_model)
+    for index in empty:
+        heatmap, layer_name = explain.default_gradcam(shipped_model, images[index])
+        assert heatmap.max() == pytest.approx(1.0) and layer_name != last
+
+
+def test_default_gradcam_is_the_last_layers_map_when_that_shows_something(shipped_model, test_images):
+    heatmap, layer_name = explain.default_gradcam(shipped_model, test_images[0], class_index=9)
+    assert layer_name == explain.last_conv_layer_name(shipped_model)
+    np.testing.assert_array_equal(heatmap, explain.gradcam(shipped_model, test_images[0], class_index=9))
+
+
+def test_default_gradcam_goes_back_a_layer_when_the_last_map_is_empty(shipped_model, test_images, monkeypatch):
+    """Test the fallback's order: the last layer's empty map is passed over for the nearest earlier layer."""
+    real_gradcam = explain.gradcam
+    asked = []
+
+    def last_layer_empty(model, image, class_index=None, layer_name=None):
+        asked.append(layer_name)
+        heatmap = real_gradcam(model, image, class_index, layer_name)
+        return np.zeros_like(heatmap) if layer_name == "conv3b" else heatmap
+
+    earlier = conv_layer_names(shipped_model)[-2::-1]  # conv3a, conv2b, ...: nearest first
+    showing = [name for name in earlier if real_gradcam(shipped_model, test_images[0], layer_name=name).max() > 0]
+    monkeypatch.setattr(explain, "gradcam", last_layer_empty)
+    heatmap, layer_name = explain.default_gradcam(shipped_model, test_images[0])
+    assert layer_name == showing[0]
+    assert asked == ["conv3b", *earlier[: earlier.index(showing[0]) + 1]]
+    np.testing.assert_array_equal(heatmap, real_gradcam(shipped_model, test_images[0], layer_name=layer_name))
+
+
+def test_default_gradcam_of_a_model_that_nothing_explains_is_the_last_layers_empty_map(test_images):
+    """Test a model whose every feature lowers every score: every map is empty; the last layer's is returned."""
+    keras.utils.set_random_seed(0)
+    model = build_model("cnn", ModelOptions(augment=False))
+    features, classifier = model.get_layer("features"), model.get_layer("probabilities")
+    features.set_weights([np.abs(weights) for weights in features.get_weights()])
+    kernel, bias = classifier.get_weights()
+    classifier.set_weights([-np.abs(kernel), bias])
+    heatmap, layer_name = explain.default_gradcam(model, test_images[0], class_index=0)
+    assert layer_name == "conv3b" and heatmap.max() == 0
 
 
 def test_batched_maps_equal_single_maps(shipped_model, test_images):

@@ -101,6 +101,9 @@ def test_clean_epochs_follow_on_without_augmentation_layers(fashion_data):
     assert progress["learning_rate"] < 1e-4  # the clean phase's rate, decayed from a tenth of the peak
     assert not [layer.name for layer in result.model.layers if layer.name.startswith("random_")]
     assert result.best_epoch == 1 + int(np.argmax([log["val_accuracy"] for log in result.history]))
+    metadata = result.metadata()
+    assert metadata["validation_accuracy"] == pytest.approx(max(log["val_accuracy"] for log in result.history))
+    assert 0.0 < metadata["validation_accuracy_flip_average"] <= 1.0
 
 
 def test_a_stop_during_the_augmented_epochs_skips_the_clean_ones(fashion_data):
@@ -127,6 +130,8 @@ def test_train_on_a_small_subset_returns_an_evaluated_model(fashion_data):
     metadata = result.metadata()
     assert metadata["config"]["subset_size"] == 1000
     assert metadata["test_accuracy"] == pytest.approx(result.evaluation.accuracy, abs=1e-6)
+    assert metadata["validation_accuracy"] == pytest.approx(result.history[0]["val_accuracy"], abs=1e-6)
+    assert "validation_accuracy_flip_average" not in metadata  # trained without flips: the app does not average
 
 
 def test_a_stop_request_ends_the_run_after_the_current_batch(fashion_data):

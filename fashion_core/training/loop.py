@@ -286,11 +286,15 @@ def train(
     training_seconds = time.perf_counter() - started
 
     evaluation = evaluate_model(model, data.test_images, data.test_labels)
+    history = recorder.snapshot()["epoch_logs"]
     extra = {}
+    if best.best_value is not None:
+        extra["validation_accuracy"] = round(best.best_value, 6)
     if trained_with_flips({"config": config.to_dict()}):  # what the app reports for such a model
         flip_averaged = evaluate_model(model, data.test_images, data.test_labels, flip_average=True)
         extra["test_accuracy_flip_average"] = round(flip_averaged.accuracy, 6)
-    history = recorder.snapshot()["epoch_logs"]
+        flip_averaged_validation = evaluate_model(model, val_images, val_labels, flip_average=True)
+        extra["validation_accuracy_flip_average"] = round(flip_averaged_validation.accuracy, 6)
     return TrainingResult(
         model=model,
         config=config,
