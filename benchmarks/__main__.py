@@ -28,6 +28,7 @@ MEASUREMENTS = {
     "accuracy": ("benchmarks.accuracy", "measure_accuracy", {}),
     "latency": ("benchmarks.latency", "measure_latency", {}),
     "real_photos": ("benchmarks.realphotos", "measure_realphoto_accuracy", {}),
+    "robustness": ("benchmarks.robustness", "measure_robustness", {}),
     # The default architecture and batch size of the Train page, then a tiny model whose 2 ms steps
     # show the job's fixed per-batch cost at its largest.
     "training_throughput": (
@@ -137,6 +138,12 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
             goal=0.70,
             value_format="{:.1%}",
         )
+    robustness = results.get("robustness", {})
+    if "augmented_validation_accuracy_flip_average" in robustness:
+        rows.append(("Shipped model, validation images through the training augmentation (flip-averaged)",
+                     f"{robustness['augmented_validation_accuracy_flip_average']:.1%}", "", ""))  # fmt: skip
+        rows.append((f"Shipped model, empty last-layer Grad-CAM maps in {robustness['gradcam_images']} training images",
+                     str(robustness["empty_last_layer_gradcam_maps"]), "", ""))  # fmt: skip
     for key in ("training_throughput", "training_throughput_seed_cnn"):
         throughput = results.get(key, {})
         if "ratio" in throughput:

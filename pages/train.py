@@ -108,8 +108,20 @@ def model_widgets() -> None:
         key=field_key("clean_epochs"),
         disabled=not augment,
         help="Counted in the epochs. They start from the best augmented epoch and fit the network to the dataset's "
-        "images as they are, at a tenth of the learning rate. For the shipped recipe, four such epochs raised "
-        "validation accuracy from 0.949 to 0.955.",
+        "images as they are, at a tenth of the learning rate. In the shipped model's run, four such epochs raised "
+        "validation accuracy from 0.9468 to 0.9538.",
+    )
+    st.slider(
+        "Mix of clean and augmented weights",
+        0.0,
+        1.0,
+        step=0.1,
+        key=field_key("clean_mix"),
+        disabled=not augment or not st.session_state[field_key("clean_epochs")],
+        help="Where the final weights lie between the best augmented epoch (0) and the best clean epoch (1). "
+        "Halfway (the shipped model) kept half of the clean epochs' validation gain (0.9515 against 0.9468 and "
+        "0.9538) and most of the augmented network's accuracy on shifted, squeezed or partly hidden garments "
+        "(94.1% against 94.3% and 93.5%).",
     )
 
 

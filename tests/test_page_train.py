@@ -77,13 +77,19 @@ def test_best_preset_ends_with_clean_epochs_and_too_few_epochs_are_refused(monke
     app = navigation_app(monkeypatch, PAGE)
     app.selectbox(key="train_preset").set_value("Best").run()
     assert app.slider(key="train_clean_epochs").value == 4
+    assert app.slider(key="train_clean_mix").value == pytest.approx(0.5)
     assert app.slider(key="train_epochs").value == 40
     app.slider(key="train_epochs").set_value(4).run()
     assert not app.exception
     assert app.error[0].value.startswith("clean_epochs must be less than epochs")
     assert "train_start" not in [button.key for button in app.button]  # nothing to start until it is fixed
+    assert not app.slider(key="train_clean_mix").disabled
+    app.slider(key="train_clean_epochs").set_value(0).run()
+    assert app.slider(key="train_clean_mix").disabled  # no clean epochs: nothing to mix
+    assert not app.error
+    app.slider(key="train_clean_epochs").set_value(4).run()
     app.checkbox(key="train_augment").uncheck().run()
-    assert app.slider(key="train_clean_epochs").disabled
+    assert app.slider(key="train_clean_epochs").disabled and app.slider(key="train_clean_mix").disabled
     assert not app.error  # without augmentation every epoch is clean: nothing to refuse
     assert metrics(app)["Estimated run time"]
 

@@ -6,12 +6,15 @@ import keras
 import numpy as np
 import pytest
 
+from fashion_core.evaluation import evaluate_model
 from fashion_core.training import PRESETS, ProgressRecorder, TrainingConfig, TrainingFailed, train
 from fashion_core.training.callbacks import RestoreBestWeights
 from fashion_core.training.loop import (
     augmented_learning_rate,
     clean_phase_learning_rate,
     make_optimizer,
+    mixed_weights,
+    split_training_data,
     warmup_steps_for,
 )
 
@@ -34,6 +37,7 @@ TINY = {"architecture": "seed_cnn", "epochs": 1, "subset_size": 1000, "validatio
         ("weight_decay", 0.5, r"weight_decay must be in \[0.0, 0.1\]"),
         ("clean_epochs", 1.5, "clean_epochs must be a whole number"),
         ("clean_epochs", 40, "clean_epochs must be less than epochs.*lower clean_epochs or raise epochs"),
+        ("clean_mix", 1.5, r"clean_mix must be in \[0.0, 1.0\]"),
     ],
 )
 def test_invalid_config_names_the_allowed_range(field, value, message):
@@ -73,7 +77,7 @@ def test_clean_epochs_are_counted_in_the_epochs_and_need_augmentation():
         # Without augmentation every epoch is clean already: nothing to switch off, nothing to refuse.
         config = TrainingConfig(epochs=2, clean_epochs=4, **no_augmentation)
         assert (config.augmented_epochs, config.final_clean_epochs) == (2, 0)
-    assert PRESETS["Best"].final_clean_epochs == 4
+    assert PRESETS["Best"].final_clean_epochs == 4 and PRESETS["Best"].clean_mix == 0.5
     assert PRESETS["Quick"].final_clean_epochs == 0
 
 
@@ -104,6 +108,50 @@ def test_clean_epochs_follow_on_without_augmentation_layers(fashion_data):
     metadata = result.metadata()
     assert metadata["validation_accuracy"] == pytest.approx(max(log["val_accuracy"] for log in result.history))
     assert 0.0 < metadata["validation_accuracy_flip_average"] <= 1.0
+
+
+def test_mixed_weights_lie_on_the_line_between_the_two_and_keep_their_types():
+    augmented = [np.zeros((2, 2), np.float32), np.full(3, 4.0, np.float32)]
+    clean = [np.ones((2, 2), np.float32), np.full(3, 8.0, np.float32)]
+    halfway = mixed_weights(augmented, clean, 0.5)
+    assert [w.dtype for w in halfway] == [np.float32, np.float32]
+    np.testing.assert_array_equal(halfway[0], np.full((2, 2), 0.5))
+    np.testing.assert_array_equal(halfway[1], np.full(3, 6.0))
+    assert all(np.array_equal(a, b) for a, b in zip(mixed_weights(augmented, clean, 1.0), clean))
+    with pytest.raises(ValueError):
+        mixed_weights(augmented, clean[:1], 0.5)  # the two must be the same model's weights
+
+
+def layer_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    """The weights of each layer that has some, by layer name, leaving out the augmentation layers' seeds."""
+    return {layer.name: layer.get_weights() for layer in model.layers if layer.weights and "random" not in layer.name}
+
+
+def test_a_mixed_run_ends_halfway_between_its_best_augmented_and_best_clean_weights(fashion_data):
+    """Test that clean_mix=0.5 keeps the midpoint of the two fits' ends and records that model's validation accuracy."""
+
+    class KeepWeightsAtEachFitEnd(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ends = []
+
+        def on_train_end(self, logs=None):  # after RestoreBestWeights (listed before it) put the best epoch back
+            self.ends.append(layer_weights(self.model))
+
+    config = TrainingConfig(
+        architecture="small_cnn", epochs=2, clean_epochs=1, clean_mix=0.5, subset_size=1000, learning_rate=1e-3
+    )
+    ends = KeepWeightsAtEachFitEnd()
+    result = train(config, data=fashion_data, callbacks=[ends])
+    augmented_end, clean_end = ends.ends
+    final = layer_weights(result.model)
+    assert set(final) == set(augmented_end) == set(clean_end)
+    for name, weights in final.items():
+        for got, augmented, clean in zip(weights, augmented_end[name], clean_end[name], strict=True):
+            np.testing.assert_allclose(got, (augmented + clean) / 2, rtol=1e-5, atol=1e-6)
+    _, (val_images, val_labels) = split_training_data(config, fashion_data)
+    recorded = result.metadata()["validation_accuracy"]
+    assert recorded == pytest.approx(evaluate_model(result.model, val_images, val_labels).accuracy, abs=1e-6)
 
 
 def test_a_stop_during_the_augmented_epochs_skips_the_clean_ones(fashion_data):

@@ -24,8 +24,9 @@ from fashion_core.training.config import TrainingConfig
 # (TF 2.21, Keras 3.15). dense and seed_cnn: `python -m benchmarks.training_throughput --costs` (a bare
 # `fit` of 20000 images at batch 16 and at batch 256; dense 7e-6 s/image, seed_cnn 3.6e-4 s/image, 1.7 to
 # 2.0 ms a step). small_cnn: the Quick preset in `make bench`, 3 epochs of 57000 images (and 3000
-# validated) at batch 128 in 54.3 s. cnn: the shipped model's run, 40 epochs of 54000 images (and 6000
-# validated) at batch 128 in 2864 s, while other work shared the cores part of the time.
+# validated) at batch 128 in 54.3 s. cnn: the previous shipped model's run, 40 epochs of 54000 images
+# (and 6000 validated) at batch 128 in 2864 s, while other work shared the cores part of the time (the
+# current one's took 3272 s on a busier machine, 0.0015 s an image: the estimate errs on the short side).
 SECONDS_PER_TRAINING_IMAGE = {"dense": 0.000010, "seed_cnn": 0.00036, "small_cnn": 0.00030, "cnn": 0.0013}
 SECONDS_PER_STEP = 0.0020
 INFERENCE_COST_RATIO = 1 / 3  # a forward pass costs about a third of a training step's forward+backward
