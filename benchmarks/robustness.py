@@ -48,6 +48,7 @@ def measure_robustness(model_dir=SHIPPED_MODELS_DIR / "default") -> dict:
     """The module docstring's figures for one model folder, as a JSON-ready dict."""
     from fashion_core import explain
     from fashion_core.data import load_fashion_mnist
+    from fashion_core.evaluation import evaluate_model
     from fashion_core.inference import Predictor
     from fashion_core.registry import load_model, read_metadata, trained_with_flips
     from fashion_core.training import TrainingConfig
@@ -57,10 +58,10 @@ def measure_robustness(model_dir=SHIPPED_MODELS_DIR / "default") -> dict:
     metadata = read_metadata(model_dir)
     _, (images, labels) = split_training_data(TrainingConfig.from_dict(metadata["config"]), data)
     model = load_model(model_dir)
-    plain, flipped = Predictor(model), Predictor(model, flip_average=True)
+    plain, flipped = Predictor(model), Predictor(model, flip_average=True)  # each traced once, reused
 
     def accuracy(predictor: Predictor, batch: np.ndarray) -> float:
-        return float((predictor.predict(batch).argmax(axis=1) == labels).mean())
+        return evaluate_model(predictor, batch, labels).accuracy
 
     copies = augmented_copies(images, AUGMENTATION_STRENGTH)
     maxima = explain.gradcam_maps(model, data.train_images[:GRADCAM_IMAGES]).max(axis=(1, 2))

@@ -346,13 +346,15 @@ def default_gradcam(model: keras.Model, image: np.ndarray, class_index: int | No
     Raises:
         ExplainError: as `gradcam`.
     """
-    last = last_conv_layer_name(model)
-    names = conv_layer_names(model)
-    for layer_name in reversed(names):
+    last = last_conv_layer_name(model)  # raises for a model without conv layers
+    last_heatmap = gradcam(model, image, class_index, last)
+    if last_heatmap.max() > 0:
+        return last_heatmap, last
+    for layer_name in reversed(conv_layer_names(model)[:-1]):
         heatmap = gradcam(model, image, class_index, layer_name)
         if heatmap.max() > 0:
             return heatmap, layer_name
-    return gradcam(model, image, class_index, last), last
+    return last_heatmap, last
 
 
 def gradcam_plus_plus(
