@@ -1,6 +1,9 @@
-"""Why a model chose a class: Grad-CAM, Grad-CAM++, saliency and SmoothGrad maps, and overlays.
+"""Gradient explanations: Grad-CAM, Grad-CAM++, saliency, gradient x input and SmoothGrad (needs TensorFlow).
 
-Every map is a `(28, 28)` float32 array in [0, 1] aligned with the model's input image.
+Every map is a `(28, 28)` float32 array in [0, 1] aligned with the model's input image. These need a
+Keras model (gradients), so they live apart from `fashion_core.explain`, which holds the method
+registry, the forward-only methods (which also run on a LiteRT predictor) and the overlays, and
+imports this module only when a gradient method is asked for.
 
 The class score differentiated is the class's **logit** (the score before softmax), as in
 Selvaraju et al. 2017: the gradient of a softmax probability also depends on every other class's
@@ -20,43 +23,24 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 
-from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
+from fashion_core.data import IMAGE_SIZE
+from fashion_core.explain import (
+    GRADCAM,
+    GRADCAM_PLUS_PLUS,
+    SALIENCY,
+    ExplainError,
+    _as_image_batch,
+    _class_indices,
+    _normalised,
+)
 from fashion_core.models import INPUT_SHAPE, conv_layer_names
-
-GRADCAM = "Grad-CAM"
-GRADCAM_PLUS_PLUS = "Grad-CAM++"
-SALIENCY = "Saliency"
-SMOOTHGRAD = "SmoothGrad"
-METHODS = (GRADCAM, GRADCAM_PLUS_PLUS, SALIENCY, SMOOTHGRAD)
-CONV_METHODS = (GRADCAM, GRADCAM_PLUS_PLUS)  # the methods that need a convolution layer
-METHOD_DESCRIPTIONS = {
-    GRADCAM: "Which regions of a convolution layer's feature maps raise the class score (Selvaraju et al. 2017).",
-    GRADCAM_PLUS_PLUS: "Grad-CAM with pixel-wise weights; better when a class shows in several places "
-    "(Chattopadhay et al. 2018).",
-    SALIENCY: "How much each input pixel changes the class score: |d score / d pixel| (Simonyan et al. 2014).",
-    SMOOTHGRAD: "Saliency averaged over noisy copies of the image, which removes its speckle (Smilkov et al. 2017).",
-}
-SMOOTHGRAD_SAMPLES = 25  # what `explain(..., method="SmoothGrad")` uses
-
-# Name shown in a select box -> OpenCV colour map; the first is the default.
-COLORMAPS: dict[str, int] = {
-    "Jet": cv2.COLORMAP_JET,
-    "Turbo": cv2.COLORMAP_TURBO,
-    "Inferno": cv2.COLORMAP_INFERNO,
-    "Viridis": cv2.COLORMAP_VIRIDIS,
-    "Magma": cv2.COLORMAP_MAGMA,
-    "Hot": cv2.COLORMAP_HOT,
-    "Plasma": cv2.COLORMAP_PLASMA,
-}
 
 _IMAGE_SPEC = tf.TensorSpec(shape=(None, *INPUT_SHAPE), dtype=tf.float32)
 _CLASS_SPEC = tf.TensorSpec(shape=(None,), dtype=tf.int32)  # -1 means "the predicted class"
-_PREDICTED = -1
 _FEATURE_MAP_FOLLOWERS = (
     keras.layers.BatchNormalization,
     keras.layers.Activation,
@@ -68,10 +52,6 @@ _FEATURE_MAP_FOLLOWERS = (
 # resource cache is freed with its functions (they hold the model's layers, never the model object).
 _FUNCTION_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
-
-
-class ExplainError(ValueError):
-    """Raised for an explanation that cannot be made: no conv layer, an unknown layer, a bad image or class."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -103,33 +83,6 @@ def _checked_layer_name(model: keras.Model, layer_name: str | None) -> str:
             f"Received: layer_name={layer_name!r}"
         )
     return layer_name
-
-
-def _as_image_batch(images: np.ndarray, single: bool) -> np.ndarray:
-    """float32 `(N, 28, 28, 1)` from `(28, 28)`/`(28, 28, 1)` (single) or `(N, 28, 28)`/`(N, 28, 28, 1)`."""
-    array = np.asarray(images)
-    if single:
-        shapes = "(28, 28) or (28, 28, 1)"
-        batch = array.reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1) if array.shape in ((28, 28), (28, 28, 1)) else None
-    else:
-        shapes = "(N, 28, 28) or (N, 28, 28, 1)"
-        ok = array.ndim in (3, 4) and array.shape[1:3] == (28, 28) and (array.ndim == 3 or array.shape[3] == 1)
-        batch = array.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1) if ok else None
-    if batch is None:
-        raise ExplainError(f"Expected a grey 28x28 image shaped {shapes}, pixels 0..255. Received: shape={array.shape}")
-    return batch.astype(np.float32, copy=False)
-
-
-def _class_indices(class_index: int | Sequence[int] | None, count: int) -> np.ndarray:
-    """int32 `(count,)` targets; `None` becomes -1, "the predicted class"."""
-    if class_index is None:
-        return np.full(count, _PREDICTED, dtype=np.int32)
-    indices = np.broadcast_to(np.asarray(class_index), (count,))
-    if not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0 or indices.max() >= NUM_CLASSES:
-        raise ExplainError(
-            f"A class index is an integer from 0 to {NUM_CLASSES - 1}. Received: class_index={class_index!r}"
-        )
-    return indices.astype(np.int32)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -189,10 +142,24 @@ def feature_map_layer(model: keras.Model, layer_name: str) -> keras.layers.Layer
     """
     layer = model.get_layer(layer_name)
     while True:
-        consumers = [node.operation for node in getattr(layer, "_outbound_nodes", [])]
+        consumers = _consumers(model, layer)
         if len(consumers) != 1 or not isinstance(consumers[0], _FEATURE_MAP_FOLLOWERS):
             return layer
         layer = consumers[0]
+
+
+def _consumers(model: keras.Model, layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The model's layers that take `layer`'s output as an input, found through the public graph API."""
+    _model_inputs(model)  # builds a Sequential model that was never called
+    consumers = []
+    for other in model.layers:
+        try:
+            inputs = keras.tree.flatten(other.input)
+        except (AttributeError, ValueError):  # an InputLayer, or a layer called more than once
+            continue
+        if any(tensor is layer.output for tensor in inputs):
+            consumers.append(other)
+    return consumers
 
 
 def _conv_gradients_function(model: keras.Model, layer_name: str, plus_plus: bool) -> Callable:
@@ -241,8 +208,8 @@ def _input_gradients_function(model: keras.Model) -> Callable:
         with tf.GradientTape() as tape:
             tape.watch(images)
             scores, targets = _selected_scores(to_scores(head_model(images, training=False)), class_indices)
-        gradients = tape.gradient(scores, images)  # (N, 28, 28, 1)
-        return tf.reduce_max(tf.abs(gradients), axis=-1), targets  # (N, 28, 28): max over channels
+        gradients = tape.gradient(scores, images)  # (N, 28, 28, 1), signed
+        return gradients[..., 0], targets  # (N, 28, 28): one grey channel
 
     return tf.function(input_gradients, input_signature=[_IMAGE_SPEC, _CLASS_SPEC], reduce_retracing=True)
 
@@ -375,8 +342,10 @@ def saliency_maps(
     smooth_samples: int = 0,
     noise_level: float = 0.1,
     seed: int = 0,
+    times_input: bool = False,
 ) -> np.ndarray:
-    """Saliency (or SmoothGrad) maps of a batch of images; see `saliency`. Returns `(N, 28, 28)` float32."""
+    """Saliency, SmoothGrad or gradient x input maps of a batch of images; see `saliency` and
+    `gradient_x_input`. Returns `(N, 28, 28)` float32 in [0, 1]."""
     batch = _as_image_batch(images, single=False)
     targets = _class_indices(class_indices, len(batch))
     if smooth_samples < 0 or noise_level < 0:
@@ -387,18 +356,48 @@ def saliency_maps(
     if len(batch) == 0:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     function = _cached_function(model, SALIENCY, None)
-    if smooth_samples == 0:
-        gradients, _ = function(tf.constant(batch), tf.constant(targets))
-        return _normalised(gradients.numpy())
-    # SmoothGrad explains the clean image's class: fix the targets before the noise can change them.
-    _, fixed_targets = function(tf.constant(batch), tf.constant(targets))
-    rng = np.random.default_rng(seed)
-    noisy = batch[:, None] + rng.normal(0.0, noise_level * 255.0, (len(batch), smooth_samples, *INPUT_SHAPE))
-    gradients, _ = function(
-        tf.constant(noisy.reshape(-1, *INPUT_SHAPE).astype(np.float32)),
-        tf.constant(np.repeat(fixed_targets.numpy(), smooth_samples)),
-    )
-    return _normalised(gradients.numpy().reshape(len(batch), smooth_samples, IMAGE_SIZE, IMAGE_SIZE).mean(axis=1))
+    gradients, fixed_targets = function(tf.constant(batch), tf.constant(targets))
+    gradients = gradients.numpy()  # (N, 28, 28) signed
+    if smooth_samples:
+        # SmoothGrad explains the clean image's class: the targets were fixed before the noise could change them.
+        rng = np.random.default_rng(seed)
+        noisy = batch[:, None] + rng.normal(0.0, noise_level * 255.0, (len(batch), smooth_samples, *INPUT_SHAPE))
+        noisy_gradients, _ = function(
+            tf.constant(noisy.reshape(-1, *INPUT_SHAPE).astype(np.float32)),
+            tf.constant(np.repeat(fixed_targets.numpy(), smooth_samples)),
+        )
+        noisy_gradients = noisy_gradients.numpy().reshape(len(batch), smooth_samples, IMAGE_SIZE, IMAGE_SIZE)
+        # Saliency averages magnitudes; gradient x input averages signed gradients (SmoothGrad x input).
+        gradients = noisy_gradients.mean(axis=1) if times_input else np.abs(noisy_gradients).mean(axis=1)
+    if times_input:
+        # The first-order share of each pixel in the score, against a black image (what deletion sets it to).
+        return _normalised(np.maximum(gradients * batch[..., 0], 0.0))
+    return _normalised(np.abs(gradients))
+
+
+def gradient_x_input(
+    model: keras.Model, image: np.ndarray, class_index: int | None = None, smooth_samples: int = 0, seed: int = 0
+) -> np.ndarray:
+    """Gradient x input of one image: the pixels whose brightness raises the class score.
+
+    Plain saliency ranks a black background pixel as high as a garment pixel when the score is
+    sensitive to it, yet deleting it (setting it to black) changes nothing; multiplying the gradient
+    by the pixel (its difference from black) gives each pixel's first-order share of the logit
+    (Shrikumar et al. 2016). Only the positive part is kept.
+
+    Args:
+        model: a model under the project's contract.
+        image: `(28, 28)` or `(28, 28, 1)`, pixels 0..255.
+        class_index: the class to explain. Defaults to the predicted class.
+        smooth_samples: noisy copies whose gradients are averaged first (SmoothGrad); 0 for none.
+            Defaults to 0.
+        seed: seed of the noise. Defaults to 0.
+
+    Returns:
+        float32 `(28, 28)` in [0, 1].
+    """
+    batch = _as_image_batch(image, single=True)
+    return saliency_maps(model, batch, class_index, smooth_samples, seed=seed, times_input=True)[0]
 
 
 def saliency(
@@ -430,169 +429,3 @@ def saliency(
     """
     batch = _as_image_batch(image, single=True)
     return saliency_maps(model, batch, class_index, smooth_samples, noise_level, seed)[0]
-
-
-def explain(
-    model: keras.Model,
-    image: np.ndarray,
-    method: str = GRADCAM,
-    class_index: int | None = None,
-    layer_name: str | None = None,
-) -> np.ndarray:
-    """The `(28, 28)` map of one image by the method's name in `METHODS` (the layer only matters for Grad-CAMs).
-
-    Raises:
-        ExplainError: for an unknown method, and as the chosen method does.
-    """
-    return explain_batch(model, _as_image_batch(image, single=True), method, class_index, layer_name)[0]
-
-
-def explain_batch(
-    model: keras.Model,
-    images: np.ndarray,
-    method: str = GRADCAM,
-    class_indices: int | Sequence[int] | None = None,
-    layer_name: str | None = None,
-) -> np.ndarray:
-    """`(N, 28, 28)` maps of a batch by the method's name in `METHODS`, in one pass.
-
-    Raises:
-        ExplainError: for an unknown method, and as the chosen method does.
-    """
-    if method in CONV_METHODS:
-        return gradcam_maps(model, images, class_indices, layer_name, plus_plus=method == GRADCAM_PLUS_PLUS)
-    if method == SALIENCY:
-        return saliency_maps(model, images, class_indices)
-    if method == SMOOTHGRAD:
-        return saliency_maps(model, images, class_indices, smooth_samples=SMOOTHGRAD_SAMPLES)
-    raise ExplainError(f"Unknown explanation method; choose one of {list(METHODS)}. Received: method={method!r}")
-
-
-def _normalised(maps: np.ndarray) -> np.ndarray:
-    maxima = maps.max(axis=(1, 2), keepdims=True)
-    return np.divide(maps, maxima, out=np.zeros_like(maps), where=maxima > 0).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Overlays
-
-
-def colorize(heatmap: np.ndarray, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
-    """A [0, 1] map as RGB uint8 `(H, W, 3)` through an OpenCV colour map."""
-    levels = np.clip(np.rint(np.asarray(heatmap, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(levels, colormap), cv2.COLOR_BGR2RGB)
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ExplainError(
-            f"Expected a grey (H, W) or (H, W, 1), or an RGB (H, W, 3) image. Received: shape={array.shape}"
-        )
-    return np.clip(array, 0, 255).astype(np.uint8)
-
-
-def _blend(base_rgb: np.ndarray, colours_rgb: np.ndarray, alpha: float) -> np.ndarray:
-    if not 0.0 <= alpha <= 1.0:
-        raise ExplainError(f"alpha is the heat map's opacity, from 0 to 1. Received: alpha={alpha}")
-    blended = (1.0 - alpha) * base_rgb.astype(np.float32) + alpha * colours_rgb.astype(np.float32)
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-
-
-def overlay(
-    image: np.ndarray,
-    heatmap: np.ndarray,
-    alpha: float = 0.4,
-    colormap: int = cv2.COLORMAP_JET,
-    size: int | None = None,
-) -> np.ndarray:
-    """A grey image with a heat map blended over it, as RGB uint8.
-
-    Args:
-        image: `(28, 28)` or `(28, 28, 1)`, 0..255 (any square grey image works).
-        heatmap: a map in [0, 1] of the image's size.
-        alpha: the heat map's opacity, 0 (image only) to 1 (map only). Defaults to 0.4.
-        colormap: an OpenCV colour map (see `COLORMAPS`). Defaults to `cv2.COLORMAP_JET`.
-        size: the side in pixels of the square output: the image is upscaled with nearest neighbours
-            (crisp pixels) and the map smoothly (bicubic). Defaults to the image's own size.
-
-    Returns:
-        uint8 `(size, size, 3)` RGB, or the image's size when `size` is `None`.
-
-    Raises:
-        ExplainError: for an alpha outside [0, 1], a size below 1, or images that do not match.
-    """
-    base = _as_rgb(image)
-    heat = np.asarray(heatmap, dtype=np.float32)
-    if heat.shape != base.shape[:2]:
-        raise ExplainError(f"The heat map must have the image's shape {base.shape[:2]}. Received: shape={heat.shape}")
-    if size is not None:
-        if size < 1:
-            raise ExplainError(f"size is the output's side in pixels, at least 1. Received: size={size}")
-        base = cv2.resize(base, (size, size), interpolation=cv2.INTER_NEAREST)
-        heat = cv2.resize(heat, (size, size), interpolation=cv2.INTER_CUBIC)
-    return _blend(base, colorize(heat, colormap), alpha)
-
-
-def heatmap_image(heatmap: np.ndarray, colormap: int = cv2.COLORMAP_JET, size: int | None = None) -> np.ndarray:
-    """The heat map alone in colour, RGB uint8, smoothly upscaled to `(size, size, 3)` if asked."""
-    heat = np.asarray(heatmap, dtype=np.float32)
-    if size is not None:
-        heat = cv2.resize(heat, (size, size), interpolation=cv2.INTER_CUBIC)
-    return colorize(heat, colormap)
-
-
-def _checked_box(box: Sequence[float], width: int, height: int, name: str) -> tuple[int, int, int, int]:
-    left, top, right, bottom = (round(float(v)) for v in box)
-    if not (0 <= left < right <= width and 0 <= top < bottom <= height):
-        raise ExplainError(
-            f"{name} is (left, top, right, bottom) with 0 <= left < right <= {width} and "
-            f"0 <= top < bottom <= {height}. Received: {name}={tuple(box)}"
-        )
-    return left, top, right, bottom
-
-
-def overlay_on_photo(
-    photo_rgb: np.ndarray,
-    heatmap: np.ndarray,
-    crop_box: Sequence[float],
-    content_box: Sequence[float],
-    alpha: float = 0.4,
-    colormap: int = cv2.COLORMAP_JET,
-) -> np.ndarray:
-    """The heat map of a 28x28 model input drawn onto the photo it was made from.
-
-    The part of the map inside `content_box` (where the garment's crop sits in the 28x28 image) is
-    resized smoothly to the crop box and blended into the photo there. Outside the crop box the photo
-    is left unchanged: the model saw nothing of it.
-
-    Args:
-        photo_rgb: the original photo, uint8 `(H, W, 3)` RGB (or grey `(H, W)`).
-        heatmap: a `(28, 28)` map in [0, 1] of the model input.
-        crop_box: `(left, top, right, bottom)` of the garment's crop, in the photo's pixels.
-        content_box: `(left, top, right, bottom)` of that crop inside the 28x28 image.
-        alpha: the heat map's opacity inside the crop. Defaults to 0.4.
-        colormap: an OpenCV colour map. Defaults to `cv2.COLORMAP_JET`.
-
-    Returns:
-        uint8 RGB of the photo's size `(H, W, 3)`.
-
-    Raises:
-        ExplainError: for boxes outside their images or empty, a bad heat map shape or alpha.
-    """
-    photo = _as_rgb(photo_rgb)
-    heat = np.asarray(heatmap, dtype=np.float32)
-    if heat.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ExplainError(f"Expected a (28, 28) heat map. Received: shape={heat.shape}")
-    height, width = photo.shape[:2]
-    left, top, right, bottom = _checked_box(crop_box, width, height, "crop_box")
-    c_left, c_top, c_right, c_bottom = _checked_box(content_box, IMAGE_SIZE, IMAGE_SIZE, "content_box")
-    content = heat[c_top:c_bottom, c_left:c_right]
-    region = cv2.resize(content, (right - left, bottom - top), interpolation=cv2.INTER_CUBIC)
-    result = photo.copy()
-    result[top:bottom, left:right] = _blend(photo[top:bottom, left:right], colorize(region, colormap), alpha)
-    return result
