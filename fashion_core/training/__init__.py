@@ -1,8 +1,16 @@
 """Training: the validated config, the training loop, and the background job the app runs."""
 
-from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent
+from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent, TrainingProgress
 from fashion_core.training.config import PRESETS, TrainingConfig
-from fashion_core.training.job import JobAlreadyRunning, JobManager, JobNotSavable, JobSnapshot, TrainingJob
+from fashion_core.training.job import (
+    JobAlreadyRunning,
+    JobManager,
+    JobNotSavable,
+    JobPhase,
+    JobSnapshot,
+    JobStatus,
+    TrainingJob,
+)
 from fashion_core.training.loop import TrainingFailed, TrainingResult, make_dataset, train
 from fashion_core.training.throughput import RunTimeEstimate, ThroughputLog, estimate_run_seconds
 
@@ -11,7 +19,9 @@ __all__ = [
     "JobAlreadyRunning",
     "JobManager",
     "JobNotSavable",
+    "JobPhase",
     "JobSnapshot",
+    "JobStatus",
     "ProgressRecorder",
     "RestoreBestWeights",
     "RunTimeEstimate",
@@ -20,6 +30,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingFailed",
     "TrainingJob",
+    "TrainingProgress",
     "TrainingResult",
     "estimate_run_seconds",
     "make_dataset",
