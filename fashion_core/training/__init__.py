@@ -1,5 +1,7 @@
 """Training: the validated config, the training loop, and the background job the app runs."""
 
+# Imported first: fashion_core.models refuses a Keras set to another backend, with a clear message, before Keras loads.
+import fashion_core.models  # noqa: F401
 from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent, TrainingProgress
 from fashion_core.training.config import PRESETS, TrainingConfig
 from fashion_core.training.job import (
