@@ -10,11 +10,13 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
@@ -36,9 +38,18 @@ def legacy_pages_run() -> bool:
     Streamlit treats an app with a `pages/` folder beside its entry as a v1 multipage app until
     `st.navigation` first runs, so on a fresh server the first run of each session (a deep link, or
     several visitors at once) may execute a page file directly, without the entry's navigation and
-    model picker. Our `pages/` holds the pages that `streamlit_app.py` lists with `st.navigation`.
+    model picker. Such a run registers every file of `pages/` as a page, this one included, which
+    the entry's navigation never does: that tells this session's run apart from the others', whatever
+    Streamlit's process-wide flag says at this moment.
     """
-    return bool(PagesManager.uses_pages_directory)
+    context = get_script_run_ctx()
+    if context is None:
+        return False
+    this_file = Path(__file__).resolve()
+    return any(
+        Path(page.get("script_path") or "").resolve() == this_file
+        for page in context.pages_manager.get_pages().values()
+    )
 
 
 def app_page(page_function: Callable[[], None]) -> Callable[[], None]:
@@ -54,7 +65,7 @@ def app_page(page_function: Callable[[], None]) -> Callable[[], None]:
     @functools.wraps(page_function)
     def run_page() -> None:
         if legacy_pages_run():
-            PagesManager.uses_pages_directory = False
+            PagesManager.uses_pages_directory = False  # from now on, every session runs the entry
             st.rerun()
         page_function()
 
