@@ -65,10 +65,6 @@ class JobPhase(enum.StrEnum):
     FINISHED = "finished"
 
 
-# The page imports these names until it compares against `JobStatus` (removed then).
-FAILED, STOPPED = JobStatus.FAILED, JobStatus.STOPPED
-
-
 class JobAlreadyRunning(RuntimeError):
     """Raised when a job is started while another one still runs (the server trains one at a time)."""
 
