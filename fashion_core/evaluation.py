@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from fashion_core.data import CLASS_NAMES, NUM_CLASSES
-from fashion_core.inference import Predictor
 
 
 @dataclass(frozen=True)
@@ -103,15 +102,26 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     ).reshape(NUM_CLASSES, NUM_CLASSES)
 
 
+def is_predictor(model) -> bool:
+    """Whether `model` is one of the app's predictors rather than a Keras model (which has no `flip_average`)."""
+    return hasattr(model, "flip_average") and callable(getattr(model, "predict", None))
+
+
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, flip_average: bool = False) -> EvaluationReport:
     """Predicts every image and returns its `EvaluationReport`.
 
     Args:
-        model: a model under the project's contract, or a `Predictor`.
+        model: a Keras model under the project's contract, or a predictor (`inference.Predictor`,
+            `serving.LiteRTPredictor`: anything with `predict(images)` and `flip_average`), used as it is.
         images: uint8 or float `(N, 28, 28)` or `(N, 28, 28, 1)`, 0..255.
         labels: `(N,)` integer class indices.
         flip_average: average with mirrored images. Defaults to `False`.
     """
-    predictor = model if isinstance(model, Predictor) else Predictor(model, flip_average=flip_average)
+    if is_predictor(model):
+        predictor = model
+    else:
+        from fashion_core.inference import Predictor
+
+        predictor = Predictor(model, flip_average=flip_average)
     probabilities = predictor.predict(images)
     return EvaluationReport(labels=np.asarray(labels, dtype=np.int64), probabilities=probabilities)
