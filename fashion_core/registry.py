@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -29,6 +30,8 @@ METADATA_FILE = "metadata.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STAGING_PREFIXES = (".saving-", ".deleted-", ".replaced-")
 STALE_STAGING_SECONDS = 3600
+
+logger = logging.getLogger(__name__)
 
 
 class RegistryError(ValueError):
@@ -255,13 +258,20 @@ def model_to_save(model, metadata: dict):
 
 
 def write_model_dir(parent: Path, model, metadata: dict) -> Path:
-    """Writes `model.keras` and `metadata.json` into a new hidden folder under `parent` and returns it."""
+    """Writes a model folder into a new hidden folder under `parent` and returns it.
+
+    The folder gets `model.keras`, `metadata.json`, and what `artifacts.prepare_model_dir` adds: the
+    checked LiteRT export and the stored test-set predictions (skipped without the dataset).
+    """
     import keras
+
+    from fashion_core.artifacts import prepare_model_dir
 
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a published model is readable like any folder
     model_file = staging / MODEL_FILE
-    model_to_save(model, metadata).save(model_file)
+    saved_model = model_to_save(model, metadata)
+    saved_model.save(model_file)
     metadata = {
         **metadata,
         "tensorflow_version": _tensorflow_version(),
@@ -272,7 +282,9 @@ def write_model_dir(parent: Path, model, metadata: dict) -> Path:
         "size_bytes": model_file.stat().st_size,
     }
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
-    for file in (model_file, staging / METADATA_FILE):
+    for problem in prepare_model_dir(staging, model=saved_model).problems:
+        logger.warning("Saving %s: %s", metadata.get("architecture"), problem)
+    for file in staging.iterdir():
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
     return staging
