@@ -162,7 +162,8 @@ class LiteRTPredictor:
         images = np.asarray(images)
         if images.ndim == 2:
             images = images[None]
-        as_model_input(images[:0])  # the shape check, before any work
+        if images.ndim not in (3, 4) or images.shape[1:] not in ((IMAGE_SIZE, IMAGE_SIZE), (IMAGE_SIZE, IMAGE_SIZE, 1)):
+            as_model_input(images)  # raises, with the shape received
         if len(images) == 0:
             return np.zeros((0, NUM_CLASSES), dtype=np.float32)
         step = max(1, min(batch_size, MAX_IMAGES_PER_INVOKE // (2 if self.flip_average else 1)))
