@@ -19,6 +19,21 @@ class EvaluationReport:
     labels: np.ndarray
     probabilities: np.ndarray
 
+    @classmethod
+    def from_probabilities(cls, probabilities: np.ndarray, labels: np.ndarray) -> EvaluationReport:
+        """The report of stored or computed `(N, 10)` probabilities against `(N,)` labels.
+
+        Raises:
+            ValueError: when the shapes do not match.
+        """
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        labels = np.asarray(labels, dtype=np.int64)
+        if probabilities.ndim != 2 or probabilities.shape != (len(labels), NUM_CLASSES):
+            raise ValueError(
+                f"Expected (N, 10) probabilities for N={len(labels)} labels. Received: shape={probabilities.shape}"
+            )
+        return cls(labels=labels, probabilities=probabilities)
+
     @property
     def predictions(self) -> np.ndarray:
         return self.probabilities.argmax(axis=1)
@@ -111,12 +126,18 @@ def evaluate_model(model, images: np.ndarray, labels: np.ndarray, flip_average: 
     """Predicts every image and returns its `EvaluationReport`.
 
     Args:
+<<<<<<< HEAD
         model: a Keras model under the project's contract, or a predictor (`inference.Predictor`,
             `serving.LiteRTPredictor`: anything with `predict(images)` and `flip_average`), used as it is.
+=======
+        model: a model under the project's contract, or a predictor (`inference.Predictor`,
+            `serving.LiteRTPredictor`: anything with `predict` and `flip_average`), used as it is.
+>>>>>>> serving
         images: uint8 or float `(N, 28, 28)` or `(N, 28, 28, 1)`, 0..255.
         labels: `(N,)` integer class indices.
-        flip_average: average with mirrored images. Defaults to `False`.
+        flip_average: average with mirrored images (for a Keras model). Defaults to `False`.
     """
+<<<<<<< HEAD
     if is_predictor(model):
         predictor = model
     else:
@@ -125,3 +146,12 @@ def evaluate_model(model, images: np.ndarray, labels: np.ndarray, flip_average: 
         predictor = Predictor(model, flip_average=flip_average)
     probabilities = predictor.predict(images)
     return EvaluationReport(labels=np.asarray(labels, dtype=np.int64), probabilities=probabilities)
+=======
+    if hasattr(model, "flip_average") and hasattr(model, "predict_one"):
+        predictor = model
+    else:
+        from fashion_core.inference import Predictor  # TensorFlow, only for a Keras model
+
+        predictor = Predictor(model, flip_average=flip_average)
+    return EvaluationReport.from_probabilities(predictor.predict(images), labels)
+>>>>>>> serving
