@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
+from fashion_core.metadata import ARCHITECTURE_DESCRIPTIONS  # noqa: F401  (re-exported)
 
 
 class KerasBackendError(ValueError):
@@ -203,12 +204,6 @@ ARCHITECTURES: dict[str, Callable[[ModelOptions], keras.Model]] = {
     "seed_cnn": build_seed_cnn,
     "small_cnn": build_small_cnn,
     "cnn": build_cnn,
-}
-ARCHITECTURE_DESCRIPTIONS = {
-    "dense": "Flatten, Dense 128, Dense 10: the tutorials' baseline (no conv layer, so no Grad-CAM).",
-    "seed_cnn": "Two conv layers with pooling, Dense 128: the tutorials' small CNN.",
-    "small_cnn": "Two conv layers with batch norm, Dense 128: learns in a few passes (the Quick preset).",
-    "cnn": "VGG-style CNN with batch norm, dropout and augmentation: the default.",
 }
 
 
