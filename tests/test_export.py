@@ -101,7 +101,7 @@ def test_the_registry_saves_the_artifacts_into_the_published_folder(tiny_model, 
     assert sorted(p.name for p in entry.path.iterdir()) == sorted(
         [MODEL_FILE, "metadata.json", LITERT_FILE, TEST_PREDICTIONS_FILE]
     )
-    assert entry.metadata["exports"][0]["model_sha256"] == file_sha256(entry.model_file)
+    assert entry.metadata.export("litert").model_sha256 == file_sha256(entry.model_file)
     assert [p.name for p in private_user_models.iterdir()] == ["with-artifacts"]  # no staging folder left
 
 
