@@ -10,8 +10,10 @@ import dataclasses
 import os
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
-from fashion_core.training.config import DISTRIBUTE_MODES, FIELD_BOUNDS, TrainingConfig
+if TYPE_CHECKING:  # the training config imports TensorFlow
+    from fashion_core.training.config import TrainingConfig
 
 EXPORT_FORMATS = ("litert", "saved_model", "onnx")  # as in fashion_core.export, which imports TensorFlow
 
@@ -20,6 +22,8 @@ FLAG_ALIASES = {"architecture": ["--arch"]}
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per `TrainingConfig` field, with the field's default and allowed range in the help."""
+    from fashion_core.training.config import FIELD_BOUNDS, TrainingConfig
+
     defaults = TrainingConfig()
     for config_field in dataclasses.fields(TrainingConfig):
         if config_field.name == "extra":
@@ -43,6 +47,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; building it imports the training config (and so TensorFlow)."""
+    from fashion_core.training.config import DISTRIBUTE_MODES
+
     parser = argparse.ArgumentParser(prog="python -m fashion_core", description="Fashion-MNIST Studio command line.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -84,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     """The preset (or the defaults) with every flag given on the command line applied."""
-    from fashion_core.training.config import PRESETS
+    from fashion_core.training.config import PRESETS, TrainingConfig
 
     base = PRESETS[args.preset] if args.preset else TrainingConfig()
     changes = {
