@@ -15,6 +15,7 @@ import keras
 from keras import layers
 
 from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
+from fashion_core.metadata import ARCHITECTURE_DESCRIPTIONS  # noqa: F401  (re-exported)
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 FEATURES_LAYER_NAME = "features"  # the penultimate layer, used for embeddings
@@ -156,12 +157,6 @@ ARCHITECTURES: dict[str, Callable[[ModelOptions], keras.Model]] = {
     "seed_cnn": build_seed_cnn,
     "small_cnn": build_small_cnn,
     "cnn": build_cnn,
-}
-ARCHITECTURE_DESCRIPTIONS = {
-    "dense": "Flatten, Dense 128, Dense 10: the tutorials' baseline (no conv layer, so no Grad-CAM).",
-    "seed_cnn": "Two conv layers with pooling, Dense 128: the tutorials' small CNN.",
-    "small_cnn": "Two conv layers with batch norm, Dense 128: learns in a few passes (the Quick preset).",
-    "cnn": "VGG-style CNN with batch norm, dropout and augmentation: the default.",
 }
 
 
