@@ -56,6 +56,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from fashion_core.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+from fashion_core.evaluation import EvaluationReport, evaluate_model
 from fashion_core.photo_data import PhotoArrays, photo_set_fingerprint
 from fashion_core.preprocess import ImageError, decode_photo, photo_to_fashion_mnist
 
@@ -755,29 +756,24 @@ def _with_id(record: PhotoRecord, photo_id: int) -> PhotoRecord:
 # Evaluation
 
 
-def evaluate_on_photos(predictor, store: PhotoStore, split: Split | str = Split.VAL):
+def evaluate_on_photos(predictor, store: PhotoStore, split: Split | str = Split.VAL) -> EvaluationReport:
     """A model's `EvaluationReport` (accuracy, per class, confusion matrix) on the store's photos of one split.
 
     Args:
-        predictor: an object with the predictor protocol (`predict(images) -> (N, 10)` probabilities),
-            or a Keras model.
+        predictor: an object with the predictor protocol (`predict(images) -> (N, 10)` probabilities,
+            `flip_average`), or a Keras model.
         store: the photo store.
         split: the photos to score. Defaults to `Split.VAL`, the photos no model trains on.
 
     Raises:
         PhotoStoreError: when the store has no photos in that split.
     """
-    from fashion_core.evaluation import EvaluationReport, evaluate_model
-
     photos = store.arrays(split)
     if len(photos) == 0:
         raise PhotoStoreError(
             f"The photo store has no {Split(split)} photos to evaluate on. Save photos from the Predict page or "
             f"import some on the Photos page. Received: split={str(split)!r}, url={store.url}"
         )
-    if hasattr(predictor, "predict_one"):
-        probabilities = np.asarray(predictor.predict(photos.images), dtype=np.float32)
-        return EvaluationReport(labels=photos.labels, probabilities=probabilities)
     return evaluate_model(predictor, photos.images, photos.labels)
 
 

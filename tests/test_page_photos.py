@@ -13,7 +13,9 @@ import streamlit as st
 from fashion_core.data import CLASS_NAMES
 from fashion_core.photostore import PhotoStore, Source, Split, evaluate_on_photos
 from fashion_core.preprocess import photo_steps
+from fashion_core.serving import LiteRTPredictor
 from pages.common import PhotoStoreConnection, escape_markdown
+from tests.conftest import SHIPPED_MODEL_DIR
 from tests.explain_page_support import image_urls, navigation_app
 
 DEV_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
@@ -52,6 +54,12 @@ def seeded_store(tmp_path):
     return store
 
 
+@pytest.fixture(scope="module")
+def app_predictor():
+    """The predictor the app answers with for the shipped model: its checked LiteRT file."""
+    return LiteRTPredictor.from_model_dir(SHIPPED_MODEL_DIR)
+
+
 def markdown_texts(app) -> list[str]:
     return [element.value for element in app.markdown]
 
@@ -72,7 +80,7 @@ def test_an_empty_store_says_how_to_fill_it():
     assert app.caption[0].value == f"Stored in `{PhotoStore().url}`."
 
 
-def test_the_store_is_shown_by_class_and_split_with_the_current_models_answers(seeded_store, shipped_predictor):
+def test_the_store_is_shown_by_class_and_split_with_the_current_models_answers(seeded_store, app_predictor):
     """Test that counts, every photo with its 28x28, and the model's answer for each are shown, and filters work."""
     app = navigation_app("pages/photos.py")
     assert not app.exception
@@ -86,7 +94,7 @@ def test_the_store_is_shown_by_class_and_split_with_the_current_models_answers(s
     for record in records:
         assert f"#{record.id} · {record.label_name} · {record.split}" in captions
     assert list(captions).count("What the model sees") == 1  # one caption, six images
-    answers = shipped_predictor.predict(np.stack([record.image for record in records])).argmax(axis=1)
+    answers = app_predictor.predict(np.stack([record.image for record in records])).argmax(axis=1)
     shown = [text for text in markdown_texts(app) if text.startswith((":green[", ":red["))]
     expected = [
         f"{':green' if answer == record.label else ':red'}[**{CLASS_NAMES[answer]}**]"
@@ -120,11 +128,11 @@ def test_a_photo_is_deleted_only_after_confirmation(seeded_store):
     assert app.expander[0].label == "5 photos: " + f"{sum(seeded_store.counts().train)} train, 2 val"
 
 
-def test_the_current_model_is_evaluated_on_the_val_photos(seeded_store, shipped_predictor):
+def test_the_current_model_is_evaluated_on_the_val_photos(seeded_store, app_predictor):
     """Test that the accuracy, per-class table and confusion matrix are those of the store's val photos."""
     app = navigation_app("pages/photos.py")
     assert not app.exception
-    report = evaluate_on_photos(shipped_predictor, seeded_store)
+    report = evaluate_on_photos(app_predictor, seeded_store)
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Accuracy on 2 val photos"] == f"{report.accuracy:.2%}"
     per_class = app.dataframe[1].value
@@ -216,13 +224,13 @@ def upload(app, row: dict[str, str]) -> tuple[str, bytes]:
     return name, data
 
 
-def test_a_corrected_photo_is_saved_only_when_the_user_says_so(shipped_predictor):
+def test_a_corrected_photo_is_saved_only_when_the_user_says_so(app_predictor):
     """Test that answering "No" and picking the class stores nothing until Save, then stores everything."""
     row = dev_rows(per_class=1)[3]
     app = navigation_app("pages/predict.py")
     name, data = upload(app, row)
     conversion = photo_steps(data)
-    probabilities = shipped_predictor.predict_one(conversion.image)
+    probabilities = app_predictor.predict_one(conversion.image)
     predicted = int(probabilities.argmax())
     save = app.button(key="upload_save")
     assert save.disabled and save.label == "Save to the photo store"
@@ -258,11 +266,11 @@ def test_a_corrected_photo_is_saved_only_when_the_user_says_so(shipped_predictor
     assert not [button for button in app.button if button.key == "upload_save"]
 
 
-def test_a_confirmed_camera_photo_is_saved_with_the_models_class_and_a_second_save_finds_it(shipped_predictor):
+def test_a_confirmed_camera_photo_is_saved_with_the_models_class_and_a_second_save_finds_it(app_predictor):
     """Test that "Yes" saves the predicted class from the camera, and the same photo saved again is found."""
     row = dev_rows(per_class=1)[0]
     data = (DEV_PHOTOS / row["relative_path"]).read_bytes()
-    predicted = int(shipped_predictor.predict_one(photo_steps(data).image).argmax())
+    predicted = int(app_predictor.predict_one(photo_steps(data).image).argmax())
     app = navigation_app("pages/predict.py")
     app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     app.radio(key=next(r.key for r in app.radio if r.key.startswith("camera_right_"))).set_value("Yes").run()
@@ -281,9 +289,9 @@ def test_a_confirmed_camera_photo_is_saved_with_the_models_class_and_a_second_sa
     assert PhotoStore().counts().total == 1
 
 
-def test_the_evaluation_and_models_pages_show_the_photo_val_accuracy(seeded_store, shipped_predictor):
+def test_the_evaluation_and_models_pages_show_the_photo_val_accuracy(seeded_store, app_predictor):
     """Test that the Evaluation page and the Models table give the model's accuracy on the val photos."""
-    accuracy = evaluate_on_photos(shipped_predictor, seeded_store).accuracy
+    accuracy = evaluate_on_photos(app_predictor, seeded_store).accuracy
     models = navigation_app("pages/models.py")
     assert not models.exception
     assert models.dataframe[0].value.set_index("Name")["Photo val accuracy"].isna().all()

@@ -36,8 +36,9 @@ from fashion_core.photostore import (
     split_for_digest,
 )
 from fashion_core.preprocess import ImageError, photo_to_fashion_mnist
+from fashion_core.serving import LiteRTPredictor
 from tests.bad_images import encode, garment_photo, upload_cases
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, SHIPPED_MODEL_DIR
 
 DEV_PHOTOS = REPO_ROOT.parent / "shared" / "realphotos-dev"
 PROBABILITIES = (0.05, 0.02, 0.03, 0.6, 0.1, 0.05, 0.05, 0.04, 0.03, 0.03)  # answers class 3, Dress
@@ -576,23 +577,24 @@ def test_a_file_that_is_not_a_zip_or_has_no_manifest_is_refused(store):
 # --- evaluation ----------------------------------------------------------------------------------------
 
 
-def test_a_model_is_evaluated_on_the_val_photos(shipped_predictor, tmp_path):
+def test_a_model_is_evaluated_on_the_val_photos(tmp_path):
+    predictor = LiteRTPredictor.from_model_dir(SHIPPED_MODEL_DIR)  # the predictor the app answers with
     store = PhotoStore(tmp_path / "photos.sqlite3")
     with pytest.raises(PhotoStoreError, match="The photo store has no val photos"):
-        evaluate_on_photos(shipped_predictor, store)
+        evaluate_on_photos(predictor, store)
     rows = dev_rows(count_per_class=2)
     store.import_folder(photo_folder(tmp_path / "photos", rows, ["val", "train"] * (len(rows) // 2)))
 
-    report = evaluate_on_photos(shipped_predictor, store)
+    report = evaluate_on_photos(predictor, store)
 
     val = store.arrays("val")
-    expected = shipped_predictor.predict(val.images).argmax(axis=1)
+    expected = predictor.predict(val.images).argmax(axis=1)
     np.testing.assert_array_equal(report.labels, val.labels)
     assert report.accuracy == pytest.approx(np.mean(expected == val.labels))
     assert report.confusion_matrix.sum() == len(rows) // 2
     assert report.confusion_matrix[val.labels[0], expected[0]] >= 1
     assert len(report.per_class_accuracy) == len(CLASS_NAMES)
-    assert len(evaluate_on_photos(shipped_predictor, store, split="train").labels) == len(rows) // 2
+    assert len(evaluate_on_photos(predictor, store, split="train").labels) == len(rows) // 2
 
 
 def test_the_store_modules_import_neither_tensorflow_nor_streamlit():
