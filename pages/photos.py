@@ -40,12 +40,15 @@ MESSAGE_KEY = "photos_message"  # (kind, text) left by a callback or an import f
 
 
 def counts_table(counts: PhotoCounts) -> pd.DataFrame:
-    """Photos per class and split, with a last row of totals."""
-    table = pd.DataFrame({"Class": list(CLASS_NAMES), "Train": counts.train, "Val": counts.val})
-    table["Total"] = table["Train"] + table["Val"]
-    totals = pd.DataFrame([{"Class": "All classes", "Train": sum(counts.train), "Val": sum(counts.val)}])
-    totals["Total"] = totals["Train"] + totals["Val"]
-    return pd.concat([table, totals], ignore_index=True)
+    """Photos per split (rows: Train, Val, Total) and class (columns, then All classes)."""
+    table = pd.DataFrame([counts.train, counts.val], columns=list(CLASS_NAMES), index=["Train", "Val"])
+    table.loc["Total"] = table.sum()
+    table["All classes"] = table.sum(axis=1)
+    return table.rename_axis("Split").reset_index()
+
+
+def photos_text(count: int) -> str:
+    return f"{count} photo" if count == 1 else f"{count} photos"
 
 
 def show_message() -> None:
@@ -141,8 +144,8 @@ def draw_photo(column, record: PhotoRecord, probabilities: np.ndarray | None, mo
             f"({probabilities[answer]:.0%}, {verdict})",
             help=f"The answer of the current model, {model_name}.",
         )
-    then = f"; {CLASS_NAMES[record.predicted]} by {record.model_name}" if record.predicted is not None else ""
-    column.caption(escape_markdown(f"{record.source}, {record.created_at:%Y-%m-%d %H:%M} UTC{then}"))
+    then = f" · {record.model_name} said {CLASS_NAMES[record.predicted]}" if record.predicted is not None else ""
+    column.caption(escape_markdown(f"{record.source} · {record.created_at:%Y-%m-%d %H:%M} UTC{then}"))
     column.button("Delete", key=f"photos_delete_{record.id}", icon=":material/delete:", on_click=ask_to_delete,
                   args=(record.id,))  # fmt: skip
 
@@ -158,7 +161,8 @@ def browse_section(store: PhotoStore, counts: PhotoCounts, loaded: LoadedModel |
         return
     page = page_ui(total)
     records = store.list_photos(label, split, limit=PAGE_SIZE, offset=page * PAGE_SIZE, with_photos=True)
-    st.caption(f"{total} photos; showing {page * PAGE_SIZE + 1} to {page * PAGE_SIZE + len(records)}, oldest first.")
+    first, last = page * PAGE_SIZE + 1, page * PAGE_SIZE + len(records)
+    st.caption(f"{photos_text(total)}; showing {first} to {last}, oldest first.")
     delete_confirmation(store)
     probabilities = None
     if loaded is not None and records:
@@ -211,7 +215,7 @@ def evaluation_section(store: PhotoStore, loaded: LoadedModel | None) -> None:
 def import_message(result: ImportResult) -> tuple[str, str]:
     skipped = f" {result.duplicates} were already in the store and were skipped." if result.duplicates else ""
     kind = "success" if result.added else "info"
-    return kind, f"Imported {result.added} photos.{skipped}"
+    return kind, f"Imported {photos_text(result.added)}.{skipped}"
 
 
 def run_import(importing) -> None:
@@ -271,7 +275,7 @@ def export_section(store: PhotoStore, counts: PhotoCounts) -> None:
     st.caption("A zip of every photo with `photos.csv` (classes, splits, the model answers at the time) and the 28x28 "
                "images the model saw; it imports back here or into another store.")  # fmt: skip
     st.download_button(
-        f"Download all {counts.total} photos as a zip",
+        f"Download all {photos_text(counts.total)} as a zip",
         data=functools.partial(export_bytes, store),
         file_name="photos.zip",
         mime="application/zip",
@@ -297,7 +301,8 @@ def photos_page() -> None:
     show_message()
     try:
         counts = store.counts()
-        with st.expander(f"{counts.total} photos: {sum(counts.train)} train, {sum(counts.val)} val", expanded=True):
+        summary = f"{photos_text(counts.total)}: {sum(counts.train)} train, {sum(counts.val)} val"
+        with st.expander(summary, expanded=True):
             st.dataframe(counts_table(counts), hide_index=True, key="photos_counts")
         loaded = current_model()
         browse, evaluate, transfer = st.tabs(["Browse", "Model on val photos", "Import and export"])

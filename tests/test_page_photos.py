@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from fashion_core.photostore import PhotoStore, Source, Split, evaluate_on_photo
 from fashion_core.preprocess import photo_steps
 from fashion_core.serving import LiteRTPredictor
 from pages.common import PhotoStoreConnection, escape_markdown
-from tests.conftest import SHIPPED_MODEL_DIR
+from tests.conftest import REPO_ROOT, SHIPPED_MODEL_DIR
 from tests.explain_page_support import image_urls, navigation_app
 
 DEV_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
@@ -73,7 +75,8 @@ def test_an_empty_store_says_how_to_fill_it():
     assert not app.exception
     assert app.expander[0].label == "0 photos: 0 train, 0 val"
     counts = app.dataframe[0].value
-    assert counts["Class"].tolist() == [*CLASS_NAMES, "All classes"] and counts["Total"].sum() == 0
+    assert counts.columns.tolist() == ["Split", *CLASS_NAMES, "All classes"]
+    assert counts["Split"].tolist() == ["Train", "Val", "Total"] and counts["All classes"].sum() == 0
     infos = [info.value for info in app.info]
     assert "No photos here yet. Save photos from the Predict page, or import some below." in infos
     assert "There are no val photos yet: a fifth of the photos saved or imported land there." in infos
@@ -85,10 +88,11 @@ def test_the_store_is_shown_by_class_and_split_with_the_current_models_answers(s
     app = navigation_app("pages/photos.py")
     assert not app.exception
     assert app.expander[0].label == "6 photos: 4 train, 2 val"
-    counts = app.dataframe[0].value.set_index("Class")
+    counts = app.dataframe[0].value.set_index("Split")
     store_counts = seeded_store.counts()
-    assert counts["Train"].tolist()[:10] == list(store_counts.train)
-    assert counts["Val"].tolist()[:10] == list(store_counts.val)
+    assert counts.loc["Train", list(CLASS_NAMES)].tolist() == list(store_counts.train)
+    assert counts.loc["Val", list(CLASS_NAMES)].tolist() == list(store_counts.val)
+    assert counts.loc["Total", "All classes"] == 6
     records = seeded_store.list_photos()
     captions = image_urls(app)
     for record in records:
@@ -305,3 +309,25 @@ def test_the_evaluation_and_models_pages_show_the_photo_val_accuracy(seeded_stor
     assert (metric.label, metric.value) == ("Photo val accuracy (2 photos)", f"{accuracy:.2%}")
     table = next(frame.value for frame in evaluation.dataframe if "Photo val accuracy" in frame.value.columns)
     assert table["Val photos"].sum() == 2 and table["Class"].tolist() == list(CLASS_NAMES)
+
+
+LIGHT_SCRIPT = """
+import sys
+from streamlit.testing.v1 import AppTest
+
+app = AppTest.from_file({entry!r}, default_timeout=120)
+app.switch_page("pages/photos.py").run()
+assert not app.exception, [exception.value for exception in app.exception]
+print([element.value for element in app.markdown if element.value.startswith((":green[", ":red["))])
+print(sorted({{"tensorflow", "keras"}} & set(sys.modules)))
+"""
+
+
+def test_the_photos_page_answers_without_importing_tensorflow(seeded_store):
+    """Test that a fresh process shows the Photos page, with the model's answers, from LiteRT alone."""
+    script = LIGHT_SCRIPT.format(entry=str(REPO_ROOT / "streamlit_app.py"))
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers, heavy = result.stdout.strip().splitlines()[-2:]
+    assert answers.count("[**") == 6
+    assert heavy == "[]"
