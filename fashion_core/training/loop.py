@@ -229,7 +229,7 @@ def calibrate_step(
     """
     if len(val_labels) == 0:
         return model, None
-    flip_average = trained_with_flips({"config": config.to_dict()})
+    flip_average = ModelMetadata(config=config.to_dict()).trained_with_flips
     fitted_on = f"validation split ({len(val_labels)} images{', flip-averaged' if flip_average else ''})"
     try:
         with (strategy or tf.distribute.get_strategy()).scope():
