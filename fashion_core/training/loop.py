@@ -15,9 +15,8 @@ import tensorflow as tf
 from fashion_core.calibration import CalibrationError, calibrate_model
 from fashion_core.data import NUM_CLASSES, FashionMNIST, load_fashion_mnist, stratified_subset, validation_split
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.metadata import CalibrationInfo
+from fashion_core.metadata import CalibrationInfo, ModelMetadata
 from fashion_core.models import ModelOptions, build_model, inference_model
-from fashion_core.registry import trained_with_flips
 from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
 
@@ -230,7 +229,7 @@ def calibrate_step(
     """
     if len(val_labels) == 0:
         return model, None
-    flip_average = trained_with_flips({"config": config.to_dict()})
+    flip_average = ModelMetadata(config=config.to_dict()).trained_with_flips
     fitted_on = f"validation split ({len(val_labels)} images{', flip-averaged' if flip_average else ''})"
     try:
         with (strategy or tf.distribute.get_strategy()).scope():
@@ -326,11 +325,11 @@ def train(
     model, calibration = calibrate_step(model, config, val_images, val_labels, strategy)
 
     evaluation = evaluate_model(model, data.test_images, data.test_labels)
-    history = recorder.snapshot()["epoch_logs"]
+    history = list(recorder.snapshot().epoch_logs)
     extra = {} if calibration is None else {"calibration": dataclasses.asdict(calibration)}
     if len(val_labels):
         extra["validation_accuracy"] = round(evaluate_model(model, val_images, val_labels).accuracy, 6)
-    if trained_with_flips({"config": config.to_dict()}):  # what the app reports for such a model
+    if ModelMetadata(config=config.to_dict()).trained_with_flips:  # what the app reports for such a model
         flip_averaged = evaluate_model(model, data.test_images, data.test_labels, flip_average=True)
         extra["test_accuracy_flip_average"] = round(flip_averaged.accuracy, 6)
         flip_averaged_validation = evaluate_model(model, val_images, val_labels, flip_average=True)
