@@ -40,6 +40,7 @@ MEASUREMENTS = {
     "server": ("benchmarks.server", "measure_server", {}),
     "exports": ("benchmarks.exports", "measure_exports", {}),
     "serving": ("benchmarks.serving", "measure_serving", {}),
+    "faithfulness": ("benchmarks.faithfulness", "measure_faithfulness", {}),
 }
 
 
@@ -163,6 +164,7 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
         rows.append(("Peak RSS of the server in a default training run", f"{peak:.0f} MB", "< 1536 MB",
                      _goal(peak < 1536)))  # fmt: skip
     rows += export_rows(results.get("exports", {})) + serving_rows(results.get("serving", {}))
+    rows += faithfulness_rows(results.get("faithfulness", {}))
     return rows
 
 
@@ -195,6 +197,23 @@ def serving_rows(serving: dict) -> list[tuple[str, str, str, str]]:
         rows.append((f"{name}: import + load / resident memory / answers per s with 8 threads",
                      f"{figures['import_and_load_s']:.1f} s / {figures['rss_mb_after_answers']:.0f} MB / "
                      f"{figures['answers_per_s_8_threads']:.0f}", "", ""))  # fmt: skip
+    return rows
+
+
+def faithfulness_rows(faithful: dict) -> list[tuple[str, str, str, str]]:
+    """Deletion / insertion of every explanation method; the default explanation's goals."""
+    if "methods" not in faithful:
+        return []
+    rows = [(f"Faithfulness ({faithful['num_images']} test images), {name}: deletion / insertion",
+             f"{figures['deletion']:.3f} / {figures['insertion']:.3f}", "", "")
+            for name, figures in faithful["methods"].items()]  # fmt: skip
+    default = next(iter(faithful["methods"].values()))  # the default explanation comes first
+    ok = default["deletion"] <= 0.25 and default["insertion"] >= 0.60
+    rows.append(("Default explanation: deletion / insertion", f"{default['deletion']:.3f} / {default['insertion']:.3f}",
+                 "<= 0.25 / >= 0.60", _goal(ok)))  # fmt: skip
+    single = faithful["default_explanation_one_image"]
+    rows.append(("Default explanation, one image, p50 / p95", f"{single['p50_ms']:.1f} / {single['p95_ms']:.1f} ms",
+                 "< 50 ms", _goal(single["p50_ms"] < 50)))  # fmt: skip
     return rows
 
 

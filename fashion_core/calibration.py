@@ -439,8 +439,9 @@ def calibrate_model_dir(
        flip averaging; with it, a few may); the test ECE before and after goes in `calibration_check`.
 
     `model.keras` and `metadata.json` are each written to a temporary file beside them and renamed
-    over the old ones; other files of the folder are kept. A model already calibrated is tempered
-    again, and its recorded temperature is the product.
+    over the old ones; other files of the folder are kept, and the LiteRT export and stored test
+    predictions are made again for the new weights (`artifacts.prepare_model_dir`). A model already
+    calibrated is tempered again, and its recorded temperature is the product.
 
     Returns:
         The new `ModelMetadata`, as written.
@@ -450,6 +451,7 @@ def calibrate_model_dir(
         CalibrationError: for a model without a validation split or a softmax Dense layer.
         DatasetError: when Fashion-MNIST is missing.
     """
+    from fashion_core.artifacts import MODEL_FILE, prepare_model_dir, write_metadata
     from fashion_core.data import load_fashion_mnist
     from fashion_core.evaluation import evaluate_model
     from fashion_core.registry import load_model
@@ -498,9 +500,9 @@ def calibrate_model_dir(
         check["photos_ece_after"] = round(expected_calibration_error(probabilities, labels), 6)
     new_metadata = metadata.replace(**changes, extra={**metadata.extra, "calibration_check": check})
     _replace_model_file(folder, calibrated)
-    new_metadata = new_metadata.replace(size_bytes=(folder / "model.keras").stat().st_size)
-    _replace_metadata_file(folder, new_metadata)
-    return new_metadata
+    write_metadata(folder, new_metadata.replace(size_bytes=(folder / MODEL_FILE).stat().st_size))
+    prepare_model_dir(folder, model=calibrated, data=data)  # the LiteRT file and stored predictions, anew
+    return ModelMetadata.read(folder)
 
 
 def _replace_model_file(folder: Path, model: Any) -> None:
@@ -511,14 +513,3 @@ def _replace_model_file(folder: Path, model: Any) -> None:
         os.replace(temporary, folder / "model.keras")
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _replace_metadata_file(folder: Path, metadata: ModelMetadata) -> None:
-    """Writes `metadata.json` through a temporary file renamed over it."""
-    staging = Path(tempfile.mkdtemp(prefix=".calibrating-", dir=folder))
-    try:
-        os.replace(metadata.write(staging), folder / "metadata.json")
-    finally:
-        for leftover in staging.iterdir():
-            leftover.unlink()
-        staging.rmdir()

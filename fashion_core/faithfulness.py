@@ -15,7 +15,11 @@ given instead of a predictor.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +29,7 @@ from fashion_core.explain import ExplainError, _as_image_batch, _class_indices, 
 
 NUM_STEPS = 21  # points of each curve: 0, 1/20, ..., 20/20 of the pixels
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+FAITHFULNESS_FILE = "faithfulness.json"  # a model folder's figures, written by `benchmarks.faithfulness`
 DELETION = "deletion"
 INSERTION = "insertion"
 
@@ -118,3 +123,36 @@ def random_maps(count: int, seed: int = 0) -> np.ndarray:
 def brightness_maps(images: np.ndarray) -> np.ndarray:
     """float32 `(N, 28, 28)` maps ranking the brightest pixels first: knows the image, not the model."""
     return (_as_image_batch(images, single=False)[..., 0] / 255.0).astype(np.float32)
+
+
+def _model_sha256(model_dir: Path) -> str:
+    digest = hashlib.sha256()
+    with open(model_dir / "model.keras", "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_faithfulness(model_dir: str | os.PathLike, report: dict[str, Any]) -> Path:
+    """Writes a faithfulness report (see `benchmarks.faithfulness`) beside the model, with its model's SHA-256."""
+    model_dir = Path(model_dir)
+    path = model_dir / FAITHFULNESS_FILE
+    temporary = model_dir / f".{FAITHFULNESS_FILE}.{os.getpid()}.partial"
+    temporary.write_text(json.dumps({**report, "model_sha256": _model_sha256(model_dir)}, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def read_faithfulness(model_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The model folder's faithfulness report, or `None` when it has none or it was measured on other weights.
+
+    The report's `methods` maps each method's name to its `deletion`, `insertion` and
+    `ms_per_image_in_a_batch`.
+    """
+    model_dir = Path(model_dir)
+    try:
+        report = json.loads((model_dir / FAITHFULNESS_FILE).read_text(encoding="utf-8"))
+        fresh = report.get("model_sha256") == _model_sha256(model_dir)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return report if fresh and isinstance(report.get("methods"), dict) else None
