@@ -1,5 +1,7 @@
 """Tests of `fashion_core.explain`: maps against plain reference implementations, localisation, overlays."""
 
+import subprocess
+import sys
 import threading
 
 import cv2
@@ -9,10 +11,13 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from fashion_core import explain
+from fashion_core import explain, gradients
 from fashion_core.data import CLASS_NAMES
 from fashion_core.explain import ExplainError
+from fashion_core.inference import Predictor
 from fashion_core.models import ModelOptions, build_model, conv_layer_names
+from fashion_core.serving import LiteRTPredictor
+from tests.conftest import REPO_ROOT, SHIPPED_MODEL_DIR
 
 BAG = CLASS_NAMES.index("Bag")
 
@@ -179,7 +184,7 @@ def test_default_gradcam_goes_back_a_layer_when_the_last_map_is_empty(shipped_mo
 
     earlier = conv_layer_names(shipped_model)[-2::-1]  # conv3a, conv2b, ...: nearest first
     showing = [name for name in earlier if real_gradcam(shipped_model, test_images[0], layer_name=name).max() > 0]
-    monkeypatch.setattr(explain, "gradcam", last_layer_empty)
+    monkeypatch.setattr(gradients, "gradcam", last_layer_empty)
     heatmap, layer_name = explain.default_gradcam(shipped_model, test_images[0])
     assert layer_name == showing[0]
     assert asked == ["conv3b", *earlier[: earlier.index(showing[0]) + 1]]
@@ -224,6 +229,54 @@ def test_dense_model_has_no_gradcam_but_has_saliency(test_images):
     expected = np.abs(tape.gradient(logit, image)[0, :, :, 0].numpy())
     heatmap = explain.saliency(dense, test_images[0], class_index=4)
     np.testing.assert_allclose(heatmap, expected / expected.max(), atol=1e-5)
+
+
+def test_gradient_x_input_is_the_positive_part_of_the_logit_gradient_times_the_pixel(test_images):
+    dense = build_model("dense", ModelOptions(augment=False))
+    image = tf.constant(test_images[1].reshape(1, 28, 28, 1).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        features = dense.get_layer("features")(dense.get_layer("flatten")(image / 255.0))
+        classifier = dense.get_layer("probabilities")
+        logit = (tf.matmul(features, classifier.kernel) + classifier.bias)[0, 2]
+    expected = np.maximum(tape.gradient(logit, image)[0, :, :, 0].numpy() * test_images[1], 0)
+    heatmap = explain.gradient_x_input(dense, test_images[1], class_index=2)
+    np.testing.assert_allclose(heatmap, expected / expected.max(), atol=1e-5)
+    assert (heatmap[test_images[1] == 0] == 0).all()
+    batch = explain.explain_batch(dense, test_images[1:2], explain.GRADIENT_X_INPUT, 2)
+    np.testing.assert_allclose(batch[0], heatmap, atol=1e-6)
+
+
+def test_forward_methods_run_on_the_litert_predictor_and_gradient_methods_need_a_keras_model(
+    shipped_model, test_images
+):
+    litert = LiteRTPredictor.from_model_dir(SHIPPED_MODEL_DIR)  # no Keras model behind it
+    tf_predictor = Predictor(shipped_model, flip_average=litert.flip_average)
+    for method in explain.FORWARD_METHODS:
+        heatmap = explain.explain(litert, test_images[2], method)
+        assert heatmap.shape == (28, 28) and heatmap.max() == pytest.approx(1.0)
+        np.testing.assert_allclose(heatmap, explain.explain(tf_predictor, test_images[2], method), atol=2e-3)
+    with pytest.raises(ExplainError, match="needs the gradients of a Keras model.*Received: model=LiteRTPredictor"):
+        explain.explain(litert, test_images[2], explain.GRADCAM)
+    np.testing.assert_allclose(  # the TensorFlow predictor has its Keras model: gradients work
+        explain.explain(tf_predictor, test_images[2], explain.GRADCAM), explain.gradcam(shipped_model, test_images[2])
+    )
+
+
+def test_explain_never_imports_tensorflow_until_a_gradient_method_is_asked_for():
+    script = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from fashion_core import calibration, explain, faithfulness\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "explain.overlay(np.zeros((28, 28), np.uint8), np.zeros((28, 28)))\n"
+        "print('tensorflow' in sys.modules)\n"
+        "explain.gradcam\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_smoothgrad_is_reproducible_and_differs_from_vanilla(shipped_model, test_images):
