@@ -314,3 +314,104 @@ def runs_history_chart(histories: dict[str, Sequence[dict]], metric: str = "val_
         legend={"orientation": "h", "y": -0.25},
     )
     return _compact(figure, 380)
+
+
+def reliability_diagram(bins_by_set: dict[str, Sequence], title: str = "Reliability") -> go.Figure:
+    """Accuracy against mean confidence per confidence bin, one line per set, against the diagonal.
+
+    Args:
+        bins_by_set: set name (e.g. `"Test images (ECE 1.2%)"`) -> its `calibration.ReliabilityBin`s
+            (anything with `lower`, `upper`, `count`, `confidence` and `accuracy`).
+        title: the chart's title. Defaults to "Reliability".
+
+    A calibrated model's points lie on the diagonal; points below it are over-confident bins, above
+    it under-confident ones. Each point's size grows with its bin's number of answers.
+    """
+    figure = go.Figure(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", name="Perfect calibration", line={"dash": "dot", "color": "#9ca3af"}
+        )
+    )
+    colors = [ACCENT, "#f59e0b", "#10b981", "#ef4444"]
+    for index, (name, bins) in enumerate(bins_by_set.items()):
+        counts = np.array([item.count for item in bins], dtype=float)
+        figure.add_trace(
+            go.Scatter(
+                x=[item.confidence for item in bins],
+                y=[item.accuracy for item in bins],
+                mode="lines+markers",
+                name=name,
+                line={"color": colors[index % len(colors)]},
+                marker={"size": 6 + 14 * np.sqrt(counts / max(counts.max(), 1))},
+                customdata=[[item.lower, item.upper, item.count] for item in bins],
+                hovertemplate="confidence %{customdata[0]:.0%}-%{customdata[1]:.0%}: %{customdata[2]} answers, "
+                "mean confidence %{x:.1%}, right %{y:.1%}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "Confidence (mean of the bin)", "range": [0, 1.02], "tickformat": ".0%"},
+        yaxis={"title": "Accuracy", "range": [0, 1.02], "tickformat": ".0%"},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return _compact(figure, 420)
+
+
+def coverage_chart(
+    coverage: Sequence[float],
+    accuracy: Sequence[float],
+    threshold: float | None = None,
+    thresholds: Sequence[float] | None = None,
+    target_accuracy: float | None = None,
+    title: str = "Accuracy against coverage",
+) -> go.Figure:
+    """Accuracy of the answers given against the share of images answered, most confident first.
+
+    Args:
+        coverage: `(N,)` shares answered (`calibration.CoverageCurve.coverage`).
+        accuracy: `(N,)` accuracy of those answers.
+        threshold: the model's "unsure" threshold, marked on the curve when given with `thresholds`.
+        thresholds: `(N,)` the confidence at each point (`CoverageCurve.thresholds`).
+        target_accuracy: drawn as a dotted line when given.
+        title: the chart's title.
+    """
+    coverage, accuracy = np.asarray(coverage, dtype=float), np.asarray(accuracy, dtype=float)
+    figure = go.Figure(
+        go.Scatter(
+            x=coverage,
+            y=accuracy,
+            mode="lines",
+            name="Answers at or above a confidence",
+            line={"color": ACCENT},
+            customdata=None if thresholds is None else np.asarray(thresholds, dtype=float),
+            hovertemplate="answers %{x:.0%}, right %{y:.1%}"
+            + ("" if thresholds is None else ", confidence >= %{customdata:.1%}")
+            + "<extra></extra>",
+        )
+    )
+    if target_accuracy is not None:
+        figure.add_hline(y=target_accuracy, line_dash="dot", line_color="#9ca3af",
+                         annotation_text=f"target {target_accuracy:.0%}")  # fmt: skip
+    if threshold is not None and thresholds is not None and len(coverage):
+        answered = int((np.asarray(thresholds) >= threshold).sum())
+        if answered:
+            figure.add_trace(
+                go.Scatter(
+                    x=[coverage[answered - 1]],
+                    y=[accuracy[answered - 1]],
+                    mode="markers+text",
+                    name=f'"Unsure" below {threshold:.0%}',
+                    marker={"size": 14, "color": "#f59e0b", "symbol": "diamond"},
+                    text=[f"{coverage[answered - 1]:.0%} answered, {accuracy[answered - 1]:.0%} right"],
+                    textposition="bottom right",
+                    hovertemplate="the model's threshold: answers %{x:.0%}, right %{y:.1%}<extra></extra>",
+                )
+            )
+    low = float(min(accuracy.min(), target_accuracy or 1.0)) if len(accuracy) else 0.0
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "Share of images answered (coverage)", "range": [0, 1.02], "tickformat": ".0%"},
+        yaxis={"title": "Accuracy of the answers given", "range": [max(low - 0.05, 0), 1.02], "tickformat": ".0%"},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return _compact(figure, 420)

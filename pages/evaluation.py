@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fashion_core import explain
-from fashion_core.charts import confusion_matrix_heatmap
+from fashion_core import calibration, explain
+from fashion_core.charts import confusion_matrix_heatmap, coverage_chart, reliability_diagram
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.evaluation import EvaluationReport
 from fashion_core.explain import ExplainError
@@ -145,6 +145,79 @@ def draw_photo_figures(loaded: LoadedModel, test_report: EvaluationReport) -> No
 
 
 # --------------------------------------------------------------------------------------------------
+# Confidence: calibration and "unsure"
+
+
+@st.cache_data(show_spinner="Converting the labelled reference photos...")
+def reference_photos() -> tuple[np.ndarray, np.ndarray] | None:
+    """The `val` photos of `../shared/realphotos-cc0` as 28x28 images and labels, or `None` when absent."""
+    try:
+        return calibration.labelled_photos(calibration.REAL_PHOTOS_DIR, "val")
+    except calibration.CalibrationError:
+        return None
+
+
+def labelled_photo_report(loaded: LoadedModel) -> tuple[EvaluationReport | None, str]:
+    """The model on labelled real photos: the photo store's val photos, else the reference photos' val split."""
+    store = photo_store()
+    try:
+        report = None if store is None else photo_evaluation(loaded, store)
+    except PhotoStoreError:
+        report = None  # said above, in "On real photos"
+    if report is not None:
+        return report, f"the photo store's {len(report.labels)} val photos"
+    photos = reference_photos()
+    if photos is None:
+        return None, ""
+    images, labels = photos
+    report = EvaluationReport(labels=labels, probabilities=loaded.predictor.predict(images))
+    return report, f"the {len(labels)} val photos of realphotos-cc0"
+
+
+def draw_confidence(loaded: LoadedModel, test_report: EvaluationReport) -> None:
+    """Reliability diagram and ECE on test images and photos; accuracy against coverage with the model's threshold."""
+    st.subheader("How far to trust the confidence")
+    metadata = loaded.metadata
+    photo_report, photos_name = labelled_photo_report(loaded)
+    test_ece = calibration.expected_calibration_error(test_report.probabilities, test_report.labels)
+    bins = {
+        f"Test images (ECE {test_ece:.1%})": calibration.reliability_bins(test_report.probabilities, test_report.labels)
+    }
+    columns = st.columns(4)
+    columns[0].metric("Calibration error, test", f"{test_ece:.1%}", help="Expected calibration error, 15 bins: the "
+                      "gap between confidence and accuracy, averaged over the answers.")  # fmt: skip
+    if photo_report is not None:
+        photo_ece = calibration.expected_calibration_error(photo_report.probabilities, photo_report.labels)
+        bins[f"Real photos (ECE {photo_ece:.1%})"] = calibration.reliability_bins(
+            photo_report.probabilities, photo_report.labels
+        )
+        columns[1].metric("Calibration error, photos", f"{photo_ece:.1%}", help=f"On {photos_name}.")
+    temperature = f"{metadata.temperature:.3f}" if metadata.calibration else "none"
+    columns[2].metric("Temperature", temperature, help="Fitted on the validation split and folded into the last "
+                      "layer: the logits are divided by it.")  # fmt: skip
+    selective = metadata.selective
+    columns[3].metric('"Unsure" below', f"{selective.threshold:.0%}" if selective else "not set",
+                      help=None if selective is None else f"Chosen on {selective.fitted_on} so that the answers "
+                      f"given are right {selective.target_accuracy:.0%} of the time.")  # fmt: skip
+    st.plotly_chart(reliability_diagram(bins), key="evaluation_reliability")
+    if photo_report is None:
+        st.info("No labelled photos to draw accuracy against coverage: add val photos on the Photos page.")
+        return
+    curve = calibration.coverage_curve(photo_report.probabilities, photo_report.labels)
+    st.plotly_chart(
+        coverage_chart(
+            curve.coverage,
+            curve.accuracy,
+            threshold=selective.threshold if selective else None,
+            thresholds=curve.thresholds,
+            target_accuracy=selective.target_accuracy if selective else None,
+            title=f"Accuracy against coverage on {photos_name}",
+        ),
+        key="evaluation_coverage",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # Gallery of one pair's mistakes
 
 
@@ -240,6 +313,7 @@ def evaluation_page() -> None:
     st.plotly_chart(confusion_matrix_heatmap(report.confusion_matrix, normalize=normalize), key="evaluation_confusion")
     draw_tables(report)
     draw_photo_figures(loaded, report)
+    draw_confidence(loaded, report)
     draw_gallery(loaded, data, report)
 
 

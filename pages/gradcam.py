@@ -6,12 +6,14 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from fashion_core import explain
 from fashion_core.charts import probability_bar_chart
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.explain import ExplainError
+from fashion_core.faithfulness import read_faithfulness
 from fashion_core.models import conv_layer_names
 from pages.common import (
     GRADCAM_REQUEST_KEY,
@@ -180,7 +182,7 @@ def _reset_if_missing(key: str, options: list, default) -> None:
 def settings_ui(loaded: LoadedModel, chosen: ChosenImage) -> Settings:
     """Method, layer, target class, opacity and colour map."""
     layers = conv_layer_names(loaded.model)
-    methods = list(explain.METHODS) if layers else [explain.SALIENCY, explain.SMOOTHGRAD]
+    methods = [method for method in explain.METHODS if layers or method not in explain.CONV_METHODS]
     targets = [PREDICTED] + ([TRUE] if chosen.label is not None else []) + list(CLASS_NAMES)
     _reset_if_missing(METHOD_KEY, methods, methods[0])
     _reset_if_missing(LAYER_KEY, layers, layers[-1] if layers else None)
@@ -205,7 +207,7 @@ def settings_ui(loaded: LoadedModel, chosen: ChosenImage) -> Settings:
     if not layers:
         st.info(
             f"This model (`{loaded.model.name}`) has no convolution layer, so Grad-CAM and Grad-CAM++ cannot be "
-            "computed: they need a conv layer's feature maps. Saliency and SmoothGrad work for every model.",
+            "computed: they need a conv layer's feature maps. The other methods work for every model.",
             icon=":material/info:",
         )
     return Settings(method, layer_name if uses_layer else None, target, alpha, explain.COLORMAPS[colormap_name])
@@ -226,7 +228,9 @@ def target_class(settings: Settings, chosen: ChosenImage, probabilities: np.ndar
 def heatmaps(loaded: LoadedModel, image: np.ndarray, settings: Settings, class_indices: list[int]) -> np.ndarray:
     """`(len(class_indices), 28, 28)` maps of one image, one per class, in one pass."""
     images = np.repeat(image[None], len(class_indices), axis=0)
-    return explain.explain_batch(loaded.model, images, settings.method, class_indices, settings.layer_name)
+    # Forward-only methods run through the app's predictor (flip-averaged, LiteRT when it can): what it answers.
+    model = loaded.predictor if settings.method in explain.FORWARD_METHODS else loaded.model
+    return explain.explain_batch(model, images, settings.method, class_indices, settings.layer_name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,6 +276,36 @@ def draw_maps(chosen: ChosenImage, heatmap: np.ndarray, settings: Settings, clas
             st.warning(f"The map cannot be drawn on your photo: {error}")
         else:
             st.image(on_photo, caption="On your photo (the crop the model saw)", width=min(560, on_photo.shape[1]))
+
+
+def faithfulness_table(report: dict) -> pd.DataFrame:
+    """One row per method (and Grad-CAM layer) of a `faithfulness.json` report."""
+    rows = [
+        {"Method": name, "Deletion (lower is better)": figures["deletion"],
+         "Insertion (higher is better)": figures["insertion"], "ms per image": figures["ms_per_image_in_a_batch"]}
+        for name, figures in report["methods"].items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def draw_faithfulness(loaded: LoadedModel) -> None:
+    """Each method's deletion and insertion scores, as measured by `python -m benchmarks.faithfulness`."""
+    with st.expander("How faithful is each method?"):
+        report = read_faithfulness(loaded.entry.path)
+        if report is None:
+            st.write(
+                "Not measured for this model yet: run `python -m benchmarks.faithfulness --model-dir "
+                f"{loaded.entry.path}` to measure every method."
+            )
+            return
+        st.write(
+            f"On {report['num_images']} test images (Petsiuk et al. 2018): pixels are set to black in the map's order, "
+            "most important first, and the class probability is averaged over 21 steps (**deletion**, lower is "
+            "better); or revealed on black in that order (**insertion**, higher is better). Two orders that ignore "
+            "the model give the scale. The map shown with every answer on the Predict page is "
+            f"{report['default_method']}."
+        )
+        st.dataframe(faithfulness_table(report), hide_index=True, key="gradcam_faithfulness")
 
 
 def draw_top_classes(chosen: ChosenImage, maps: np.ndarray, top: list[int], probabilities, settings: Settings) -> None:
@@ -330,6 +364,7 @@ def gradcam_page() -> None:
     draw_top_classes(chosen, maps[1:], top, probabilities, settings)
     with st.expander("All ten probabilities"):
         st.plotly_chart(probability_bar_chart(probabilities), key="gradcam_probabilities")
+    draw_faithfulness(loaded)
 
 
 gradcam_page()

@@ -17,6 +17,7 @@ from fashion_core import explain
 from fashion_core.charts import probability_bar_chart
 from fashion_core.data import CLASS_NAMES
 from fashion_core.inference import Predictor
+from fashion_core.metadata import SelectiveAnswer
 from fashion_core.photo_quality import prediction_warnings
 from fashion_core.photostore import DuplicatePhotoError, PhotoStoreError, Source
 from fashion_core.preprocess import (
@@ -102,16 +103,16 @@ def classify_uploads(files: list, predictor: Predictor) -> tuple[list[Classified
     return results, errors
 
 
-def explanation_heatmap(model, image: np.ndarray, class_index: int) -> tuple[np.ndarray, str]:
-    """Grad-CAM of the predicted class (an earlier layer if the last one's map is empty), or saliency
-    for a model without a conv layer."""
-    try:
-        heatmap, layer_name = explain.default_gradcam(model, image, class_index=class_index)
-    except explain.ExplainError:
-        return explain.saliency(model, image, class_index=class_index), "Saliency (this model has no conv layer)"
-    if layer_name == explain.last_conv_layer_name(model):
-        return heatmap, "Grad-CAM"
-    return heatmap, f"Grad-CAM on layer `{layer_name}` (the last layer's map was empty for this image)"
+def unsure_message(probabilities: np.ndarray, selective: SelectiveAnswer | None) -> str | None:
+    """What to say instead of an answer below the model's "unsure" threshold (with the top two); else `None`."""
+    if selective is None or float(np.max(probabilities)) >= selective.threshold:
+        return None
+    first, second = np.argsort(probabilities)[::-1][:2]
+    return (
+        f"Unsure: {CLASS_NAMES[first]} ({probabilities[first]:.0%}) or {CLASS_NAMES[second]} "
+        f"({probabilities[second]:.0%}). Below {selective.threshold:.0%} confidence this model does not answer: on "
+        f"{selective.fitted_on}, the answers at or above it were right {selective.accuracy or 0:.0%} of the time."
+    )
 
 
 def remember_input(result: Classified, source: str) -> None:
@@ -144,14 +145,15 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
     seen.image(as_display_image(result.image, DISPLAY_SIZE), caption="What the model sees (28x28)")
     with answer:
         top, confidence = st.columns(2)
-        top.metric("Predicted class", CLASS_NAMES[result.top_class])
+        unsure = unsure_message(result.probabilities, loaded.metadata.selective)
+        top.metric("Predicted class", "Unsure" if unsure else CLASS_NAMES[result.top_class])
         mirrored = "averaged over the image and its mirror image (this model was trained with flips)"
         confidence.metric(
             "Confidence",
             f"{result.confidence:.1%}",
             help=f"The top probability, {mirrored}." if loaded.predictor.flip_average else "The top probability.",
         )
-        for warning in result.warnings:
+        for warning in [unsure] if unsure else result.warnings:
             st.warning(warning, icon=":material/help:")
         st.plotly_chart(probability_bar_chart(result.probabilities), key=f"{key}_chart")
         if result.photo is not None:
@@ -230,8 +232,12 @@ def photo_feedback(result: Classified, loaded: LoadedModel, key: str) -> None:
 
 
 def show_explanation(result: Classified, loaded: LoadedModel) -> None:
-    heatmap, method = explanation_heatmap(loaded.model, result.image, result.top_class)
-    st.markdown(f"**Why {CLASS_NAMES[result.top_class]}?** {method}: red marks what raised the score most.")
+    # Forward passes through the app's predictor only (LiteRT when the model has a checked export).
+    heatmap = explain.default_explanation(loaded.predictor, result.image, result.top_class)
+    st.markdown(
+        f"**Why {CLASS_NAMES[result.top_class]}?** Occlusion: red marks the pixels whose blacking-out lowered "
+        "the score most."
+    )
     columns = st.columns(2)
     columns[0].image(explain.overlay(result.image, heatmap, size=DISPLAY_SIZE), caption="On the model's image")
     conversion = result.conversion

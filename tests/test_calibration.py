@@ -192,3 +192,21 @@ def test_a_training_run_is_calibrated_on_its_validation_split_and_the_cli_calibr
         result.model.predict(fashion_data.test_images[:50, ..., None].astype("float32"), verbose=0).argmax(axis=1),
     )
     assert not [path.name for path in folder.iterdir() if path.name.startswith(".")]  # no temporary file left
+
+
+def test_charts_draw_the_bins_and_mark_the_chosen_threshold_on_the_coverage_curve():
+    from fashion_core.charts import coverage_chart, reliability_diagram
+
+    probabilities = one_hot_confidences([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5], [0, 1, 2, 3, 4, 5, 6])
+    labels = [0, 1, 9, 3, 4, 9, 9]
+    bins = calibration.reliability_bins(probabilities, labels)
+    figure = reliability_diagram({"Photos": bins})
+    assert [trace.name for trace in figure.data] == ["Perfect calibration", "Photos"]
+    assert list(figure.data[1].y) == [item.accuracy for item in bins]
+    curve = calibration.coverage_curve(probabilities, labels)
+    chosen = calibration.choose_confidence_threshold(probabilities, labels, target_accuracy=0.75)
+    figure = coverage_chart(curve.coverage, curve.accuracy, chosen.threshold, curve.thresholds, 0.75)
+    marker = figure.data[-1]
+    assert marker.name == '"Unsure" below 70%'
+    assert (marker.x[0], marker.y[0]) == (pytest.approx(chosen.coverage), pytest.approx(chosen.accuracy))
+    assert marker.text[0] == "71% answered, 80% right"
