@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fashion_core.data import CLASS_NAMES
+from fashion_core.data import CLASS_NAMES, load_fashion_mnist
 from tests.support import image_urls, metrics, open_app, plotly_array, plotly_spec
 
 PAGE = "pages/evaluation.py"
@@ -95,3 +95,35 @@ def test_missing_dataset_gives_the_message_and_no_exception(no_dataset):
     assert not app.exception
     assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.** Fashion-MNIST was not")
     assert not app.get("plotly_chart")
+
+
+def test_confidence_shows_reliability_on_test_and_photos_and_marks_the_unsure_point(private_user_models):
+    """Test that the reliability diagram, its ECEs and the coverage curve with the model's threshold are drawn."""
+    from fashion_core import calibration
+    from fashion_core.evaluation import evaluate_model
+    from fashion_core.models import ModelOptions, build_model
+    from fashion_core.registry import ModelRegistry
+
+    model = build_model("dense", ModelOptions(augment=False, seed=5))
+    selective = {"threshold": 0.15, "target_accuracy": 0.9, "accuracy": 0.2, "coverage": 0.5, "fitted_on": "photos"}
+    ModelRegistry(user_dir=private_user_models).save("picky", model, {"architecture": "dense", "selective": selective})
+    app = open_app(PAGE)
+    app.sidebar.selectbox(key="model_name").set_value("picky").run()
+    assert not app.exception
+
+    data = load_fashion_mnist(download=False)
+    test_probabilities = evaluate_model(model, data.test_images, data.test_labels).probabilities
+    test_ece = calibration.expected_calibration_error(test_probabilities, data.test_labels)
+    assert metrics(app)["Calibration error, test"] == f"{test_ece:.1%}"
+    assert metrics(app)['"Unsure" below'] == "15%"
+    reliability = plotly_spec(app, "evaluation_reliability")["data"]
+    assert [trace["name"] for trace in reliability][:2] == ["Perfect calibration", f"Test images (ECE {test_ece:.1%})"]
+    assert reliability[2]["name"].startswith("Real photos (ECE ")
+
+    coverage = plotly_spec(app, "evaluation_coverage")["data"]
+    thresholds = plotly_array(coverage[0]["customdata"])
+    answered = int((thresholds >= 0.15).sum())
+    marker = coverage[-1]
+    assert marker["name"] == '"Unsure" below 15%'
+    assert marker["x"][0] == pytest.approx(answered / len(thresholds))
+    assert marker["y"][0] == pytest.approx(plotly_array(coverage[0]["y"])[answered - 1])

@@ -141,17 +141,43 @@ def test_last_upload_with_its_photo(app, fashion_data):
     assert "True class" not in app.selectbox(key="gradcam_target").options
 
 
-def test_dense_model_offers_saliency_only(app, fashion_data):
-    """Test that a model without conv layers explains that Grad-CAM needs them and shows saliency."""
+def test_dense_model_offers_every_method_but_the_grad_cams(app, fashion_data):
+    """Test that a model without conv layers explains that Grad-CAM needs them and shows occlusion first."""
     dense = build_model("dense", ModelOptions(augment=False))
     ModelRegistry().save("dense-test", dense, {"architecture": "dense"})
     app.run()
     app.sidebar.selectbox(key="model_name").set_value("dense-test").run()
     assert not app.exception
-    assert app.radio(key="gradcam_method").options == ["Saliency", "SmoothGrad"]
+    assert app.radio(key="gradcam_method").options == [
+        "Occlusion",
+        "RISE",
+        "Gradient x input",
+        "Saliency",
+        "SmoothGrad",
+    ]
     assert "has no convolution layer, so Grad-CAM and Grad-CAM++ cannot be computed" in app.info[0].value
-    assert explaining(app).endswith("with Saliency.")
+    assert explaining(app).endswith("with Occlusion.")
     assert "Heat map" in image_urls(app)
+
+
+def test_each_methods_faithfulness_is_shown_when_measured(app, fashion_data):
+    """Test that the figures of the model folder's faithfulness.json are the table under the maps."""
+    from fashion_core.faithfulness import write_faithfulness
+
+    dense = build_model("dense", ModelOptions(augment=False))
+    entry = ModelRegistry().save("dense-measured", dense, {"architecture": "dense"})
+    app.run()
+    app.sidebar.selectbox(key="model_name").set_value("dense-measured").run()
+    assert any("Not measured for this model yet" in markdown.value for markdown in app.markdown)
+    methods = {"Occlusion": {"deletion": 0.2, "insertion": 0.7, "ms_per_image_in_a_batch": 30.0},
+               "Saliency": {"deletion": 0.5, "insertion": 0.4, "ms_per_image_in_a_batch": 3.0}}  # fmt: skip
+    write_faithfulness(entry.path, {"num_images": 200, "default_method": "Occlusion", "methods": methods})
+    app.run()
+    assert not app.exception
+    table = app.dataframe[-1].value
+    assert list(table["Method"]) == ["Occlusion", "Saliency"]
+    assert list(table["Deletion (lower is better)"]) == [0.2, 0.5]
+    assert list(table["Insertion (higher is better)"]) == [0.7, 0.4]
 
 
 def test_missing_dataset_still_explains_the_last_upload(no_dataset, fashion_data):

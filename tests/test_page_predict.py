@@ -191,4 +191,24 @@ def test_the_model_picked_in_the_sidebar_makes_the_prediction(app, private_user_
     predicted, confidence = expected_answer(Predictor(model), data)  # no flips in training, so no averaging
     assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
     assert app.metric[1].help == "The top probability."
-    assert any("Saliency (this model has no conv layer)" in markdown.value for markdown in app.markdown)
+    assert any(f"**Why {predicted}?** Occlusion" in markdown.value for markdown in app.markdown)
+
+
+def test_below_the_models_threshold_the_page_says_unsure_with_the_top_two(app, private_user_models, dev_photo):
+    """Test that an answer under the model's "unsure" threshold is replaced by "Unsure" and the top two classes."""
+    model = build_model("dense", ModelOptions(augment=False, seed=3))
+    selective = {"threshold": 0.999, "target_accuracy": 0.9, "accuracy": 0.91, "fitted_on": "12 photos"}
+    ModelRegistry(user_dir=private_user_models).save("picky", model, {"architecture": "dense", "selective": selective})
+    app.run()
+    app.sidebar.selectbox(key=MODEL_NAME_KEY).set_value("picky").run()
+    name, data = dev_photo("coat", 2)
+    app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
+    assert not app.exception
+    probabilities = Predictor(model).predict_one(photo_steps(data).image)
+    first, second = np.argsort(probabilities)[::-1][:2]
+    assert metrics(app)["Predicted class"] == "Unsure"
+    assert app.warning[0].value == (
+        f"Unsure: {CLASS_NAMES[first]} ({probabilities[first]:.0%}) or {CLASS_NAMES[second]} "
+        f"({probabilities[second]:.0%}). Below 100% confidence this model does not answer: on 12 photos, the answers "
+        "at or above it were right 91% of the time."
+    )
