@@ -358,12 +358,6 @@ def choose_confidence_threshold(
     )
 
 
-def is_unsure(probabilities: np.ndarray, metadata: ModelMetadata, default_threshold: float = 0.0) -> bool:
-    """Whether the app should say "unsure" for these `(10,)` probabilities under the model's threshold."""
-    threshold = metadata.selective.threshold if metadata.selective else default_threshold
-    return float(np.max(probabilities)) < threshold
-
-
 # ---------------------------------------------------------------------------------------------------
 # Labelled photos
 
