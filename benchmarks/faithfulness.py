@@ -54,7 +54,6 @@ def _methods(model, predictor) -> dict:
             predictor, images, patches=((4, 4),), by_brightness=False
         ),
         "RISE (500 masks, by brightness)": lambda images: explain.rise_maps(predictor, images),
-        "RISE (500 masks, plain)": lambda images: explain.rise_maps(predictor, images, by_brightness=False),
     }
     for layer_name in conv_layer_names(model):
         methods[f"Grad-CAM, {layer_name}"] = lambda images, name=layer_name: gradients.gradcam_maps(
