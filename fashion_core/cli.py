@@ -172,17 +172,19 @@ def print_summary(report, heading: str) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from fashion_core.artifacts import check_passes
-    from fashion_core.data import load_fashion_mnist
+    from fashion_core.artifacts import check_passes, dataset_or_problem, random_check_images
     from fashion_core.export import export_model, validate_format, verify_export
     from fashion_core.inference import Predictor
     from fashion_core.registry import load_model
 
     validate_format(args.export_format)  # a missing converter is said before the model loads
     model = load_model(args.path)
-    data = load_fashion_mnist(args.data_dir, download=False)
+    data, problems = dataset_or_problem(None, args.data_dir)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    images = data.test_images if data is not None else random_check_images()
     path = export_model(model, args.export_format, args.out, overwrite=args.overwrite)
-    check = verify_export(path, args.export_format, data.test_images, Predictor(model).predict(data.test_images))
+    check = verify_export(path, args.export_format, images, Predictor(model).predict(images))
     print(f"Exported {args.path} to {path} ({args.export_format})")
     print(describe_check(check))
     return 0 if check_passes(check) else 1

@@ -194,3 +194,12 @@ def test_the_models_page_offers_one_download_per_export_format(monkeypatch):
     ]
     assert all(button.proto.deferred_file_id for button in app.get("download_button"))
     assert not any(button.proto.disabled for button in app.get("download_button"))
+
+
+def test_export_cli_without_the_dataset_checks_on_random_images(tiny_model_dir, tmp_path, capsys, no_dataset):
+    out = tmp_path / "exported.tflite"
+    assert cli_main(["export", str(tiny_model_dir), "--format", "litert", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "export is checked on 256 random images instead of the test set" in captured.err
+    assert "top-1 agreement with Keras 100.00% on 256 images" in captured.out
+    assert out.read_bytes()[4:8] == b"TFL3"
