@@ -161,7 +161,14 @@ class LiteRTPredictor:
         with self._create_lock:
             create = self._num_runners < self.max_interpreters
             self._num_runners += create
-        return self._new_runner() if create else self._idle.get()
+        if not create:
+            return self._idle.get()
+        try:
+            return self._new_runner()
+        except BaseException:
+            with self._create_lock:
+                self._num_runners -= 1
+            raise
 
     def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Returns `(N, 10)` float32 probabilities of 0..255 images: `(28, 28)`, `(N, 28, 28)`, `(N, 28, 28, 1)`.
