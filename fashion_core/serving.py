@@ -76,7 +76,7 @@ class _Runner:
             self.buffer = np.empty((size, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
         self.buffer[:count] = images.reshape(count, IMAGE_SIZE, IMAGE_SIZE)  # converts to float32 in place
         if flip_average:
-            # One invoke over the images and their mirror images: a batch of 2 costs about what 1 does.
+            # The mirror images go in the same invoke: one answer is one call into the interpreter.
             self.buffer[count:] = self.buffer[:count, :, ::-1]
         self.interpreter.set_tensor(self.input_index, self.buffer.reshape(size, IMAGE_SIZE, IMAGE_SIZE, 1))
         self.interpreter.invoke()
