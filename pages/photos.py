@@ -297,7 +297,13 @@ def photos_page() -> None:
     store = photo_store()
     if store is None:
         return
-    st.caption(f"Stored in {code_span(store.url)}.")
+    where = f"Stored in {code_span(store.url)}."
+    if store.url.startswith("sqlite"):
+        where += (
+            " A file on this server: a deployment that restarts on a fresh disk (Community Cloud) loses it. To keep "
+            "the photos, set `url` under `[connections.photos]` in `.streamlit/secrets.toml` to a PostgreSQL database."
+        )
+    st.caption(where)
     show_message()
     try:
         counts = store.counts()

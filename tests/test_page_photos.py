@@ -80,7 +80,7 @@ def test_an_empty_store_says_how_to_fill_it():
     infos = [info.value for info in app.info]
     assert "No photos here yet. Save photos from the Predict page, or import some below." in infos
     assert "There are no val photos yet: a fifth of the photos saved or imported land there." in infos
-    assert app.caption[0].value == f"Stored in `{PhotoStore().url}`."
+    assert app.caption[0].value.startswith(f"Stored in `{PhotoStore().url}`. A file on this server")
 
 
 def test_the_store_is_shown_by_class_and_split_with_the_current_models_answers(seeded_store, app_predictor):
