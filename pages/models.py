@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from fashion_core.artifacts import (
+    EXPORT_FORMATS,
+    EXPORT_LABELS,
+    download_file_name,
+    export_download_bytes,
+    onnx_unavailable_reason,
+)
 from fashion_core.charts import runs_history_chart
 from fashion_core.photostore import PhotoStore, PhotoStoreError, Split
 from fashion_core.registry import USER_MODELS_ENV, ModelEntry, RegistryError
@@ -152,6 +159,7 @@ def actions_section(entries: list[ModelEntry]) -> None:
         icon=":material/download:",
         help="Loads anywhere with keras.saving.load_model(path): 0..255 grey 28x28 images in, 10 probabilities out.",
     )
+    exports_section(entry)
     if use_column.button("Use for predictions", key="models_use", icon=":material/arrow_forward:"):
         use_for_predictions(name)
     with delete_column:
@@ -167,6 +175,34 @@ def actions_section(entries: list[ModelEntry]) -> None:
             on_click=delete_model,
             args=(name,),
         )
+
+
+def exports_section(entry: ModelEntry) -> None:
+    """One download per export format; each export is read or made when its button is clicked."""
+    onnx_reason = onnx_unavailable_reason()
+    columns = st.columns(len(EXPORT_FORMATS))
+    for column, export_format in zip(columns, EXPORT_FORMATS):
+        unavailable = export_format == "onnx" and onnx_reason is not None
+        column.download_button(
+            f"Export {EXPORT_LABELS[export_format]}",
+            data=lambda export_format=export_format: export_download_bytes(entry.path, export_format),
+            file_name=download_file_name(entry.name, export_format),
+            mime="application/zip" if export_format == "saved_model" else "application/octet-stream",
+            key=f"models_export_{export_format}",
+            on_click="ignore",
+            icon=":material/deployed_code:",
+            disabled=unavailable,
+            help=onnx_reason if unavailable else EXPORT_HELP[export_format],
+        )
+
+
+EXPORT_HELP = {
+    "litert": "For phones, browsers and small servers (LiteRT, formerly TensorFlow Lite); checked against Keras "
+    "on the 10,000 test images when the model was saved.",
+    "saved_model": "For TensorFlow Serving and TensorFlow.js converters: the zipped SavedModel folder "
+    "(signature `serving_default`, input `image`).",
+    "onnx": "For ONNX Runtime and other ONNX tools (input `image`, float32 (N, 28, 28, 1), 0..255).",
+}
 
 
 @app_page

@@ -46,7 +46,7 @@ def no_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
     monkeypatch.setattr(data_module, "DEBIAN_DATASET_DIR", tmp_path / "no-debian-package")
-    monkeypatch.setattr(data_module, "KERAS_CACHE_DIR", tmp_path / "no-keras-cache")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-keras-home"))
     common._cached_dataset.clear()
     yield
     common._cached_dataset.clear()

@@ -18,7 +18,7 @@ from fashion_core.preprocess import photo_steps
 from fashion_core.serving import LiteRTPredictor
 from pages.common import PhotoStoreConnection, escape_markdown
 from tests.conftest import REPO_ROOT, SHIPPED_MODEL_DIR
-from tests.explain_page_support import image_urls, navigation_app
+from tests.support.apptest import image_urls, open_app
 
 DEV_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
 
@@ -71,7 +71,7 @@ def markdown_texts(app) -> list[str]:
 
 def test_an_empty_store_says_how_to_fill_it():
     """Test that the page shows zero counts and where photos come from."""
-    app = navigation_app("pages/photos.py")
+    app = open_app("pages/photos.py")
     assert not app.exception
     assert app.expander[0].label == "0 photos: 0 train, 0 val"
     counts = app.dataframe[0].value
@@ -85,7 +85,7 @@ def test_an_empty_store_says_how_to_fill_it():
 
 def test_the_store_is_shown_by_class_and_split_with_the_current_models_answers(seeded_store, app_predictor):
     """Test that counts, every photo with its 28x28, and the model's answer for each are shown, and filters work."""
-    app = navigation_app("pages/photos.py")
+    app = open_app("pages/photos.py")
     assert not app.exception
     assert app.expander[0].label == "6 photos: 4 train, 2 val"
     counts = app.dataframe[0].value.set_index("Split")
@@ -118,7 +118,7 @@ def test_the_store_is_shown_by_class_and_split_with_the_current_models_answers(s
 def test_a_photo_is_deleted_only_after_confirmation(seeded_store):
     """Test that Delete asks first, Cancel keeps the photo, and the confirmation deletes it."""
     first = seeded_store.list_photos()[0]
-    app = navigation_app("pages/photos.py")
+    app = open_app("pages/photos.py")
     app.button(key=f"photos_delete_{first.id}").click().run()
     assert app.warning[0].value.startswith(f"Delete photo #{first.id} ({first.label_name}, {first.split})")
     app.button(key="photos_delete_cancel").click().run()
@@ -134,7 +134,7 @@ def test_a_photo_is_deleted_only_after_confirmation(seeded_store):
 
 def test_the_current_model_is_evaluated_on_the_val_photos(seeded_store, app_predictor):
     """Test that the accuracy, per-class table and confusion matrix are those of the store's val photos."""
-    app = navigation_app("pages/photos.py")
+    app = open_app("pages/photos.py")
     assert not app.exception
     report = evaluate_on_photos(app_predictor, seeded_store)
     metrics = {metric.label: metric.value for metric in app.metric}
@@ -149,7 +149,7 @@ def test_a_folder_is_imported_and_a_bad_one_reported_by_line(tmp_path):
     """Test that a server folder imports all its photos, and a manifest with a bad row imports nothing."""
     rows = dev_rows(per_class=1)[:3]
     folder = photo_folder(tmp_path / "good", rows, ["train", "val", "train"])
-    app = navigation_app("pages/photos.py")
+    app = open_app("pages/photos.py")
     app.text_input(key="photos_import_folder").input(str(folder)).run()
     app.button(key="photos_import_folder_button").click().run()
     assert not app.exception
@@ -182,13 +182,13 @@ def test_the_export_zip_imports_back_through_the_uploader(seeded_store, monkeypa
         return download_button(label, data, *args, **kwargs)
 
     monkeypatch.setattr(st, "download_button", recording_download_button)
-    app = navigation_app("pages/photos.py")
+    app = open_app("pages/photos.py")
     assert not app.exception
     archive = downloads["photos_export"]()
     assert app.get("download_button")[0].proto.label == "Download all 6 photos as a zip"
 
     monkeypatch.setenv("FASHION_STUDIO_PHOTO_DB", str(tmp_path / "other.sqlite3"))
-    other = navigation_app("pages/photos.py")
+    other = open_app("pages/photos.py")
     other.file_uploader(key="photos_import_zip").set_value(("photos.zip", archive, "application/zip")).run()
     other.button(key="photos_import_zip_button").click().run()
     assert not other.exception
@@ -212,7 +212,7 @@ def test_the_connection_reads_its_url_from_secrets_first(tmp_path, monkeypatch):
 def test_an_unreachable_database_is_an_error_in_the_page_not_a_traceback(monkeypatch):
     """Test that a database URL nothing answers at gives a clear message on the Photos page."""
     monkeypatch.setenv("FASHION_STUDIO_PHOTO_DB", "postgresql://nobody@127.0.0.1:9/photos")
-    app = navigation_app("pages/photos.py")
+    app = open_app("pages/photos.py")
     assert not app.exception
     assert app.error[0].value.startswith("**The photo store cannot be opened.** Could not open the photo database")
     assert escape_markdown("Received: url=postgresql+psycopg://nobody@127.0.0.1:9/photos") in app.error[0].value
@@ -231,7 +231,7 @@ def upload(app, row: dict[str, str]) -> tuple[str, bytes]:
 def test_a_corrected_photo_is_saved_only_when_the_user_says_so(app_predictor):
     """Test that answering "No" and picking the class stores nothing until Save, then stores everything."""
     row = dev_rows(per_class=1)[3]
-    app = navigation_app("pages/predict.py")
+    app = open_app("pages/predict.py")
     name, data = upload(app, row)
     conversion = photo_steps(data)
     probabilities = app_predictor.predict_one(conversion.image)
@@ -275,7 +275,7 @@ def test_a_confirmed_camera_photo_is_saved_with_the_models_class_and_a_second_sa
     row = dev_rows(per_class=1)[0]
     data = (DEV_PHOTOS / row["relative_path"]).read_bytes()
     predicted = int(app_predictor.predict_one(photo_steps(data).image).argmax())
-    app = navigation_app("pages/predict.py")
+    app = open_app("pages/predict.py")
     app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     app.radio(key=next(r.key for r in app.radio if r.key.startswith("camera_right_"))).set_value("Yes").run()
     app.button(key="camera_save").click().run()
@@ -283,7 +283,7 @@ def test_a_confirmed_camera_photo_is_saved_with_the_models_class_and_a_second_sa
     record = PhotoStore().list_photos()[0]
     assert (record.label, record.source, record.origin) == (predicted, Source.CAMERA, "camera photo")
 
-    again = navigation_app("pages/predict.py")  # another session, the same photo
+    again = open_app("pages/predict.py")  # another session, the same photo
     again.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     again.radio(key=next(r.key for r in again.radio if r.key.startswith("camera_right_"))).set_value("Yes").run()
     again.button(key="camera_save").click().run()
@@ -296,14 +296,14 @@ def test_a_confirmed_camera_photo_is_saved_with_the_models_class_and_a_second_sa
 def test_the_evaluation_and_models_pages_show_the_photo_val_accuracy(seeded_store, app_predictor):
     """Test that the Evaluation page and the Models table give the model's accuracy on the val photos."""
     accuracy = evaluate_on_photos(app_predictor, seeded_store).accuracy
-    models = navigation_app("pages/models.py")
+    models = open_app("pages/models.py")
     assert not models.exception
     assert models.dataframe[0].value.set_index("Name")["Photo val accuracy"].isna().all()
     models.button(key="models_score_photos").click().run()
     assert not models.exception
     assert models.dataframe[0].value.set_index("Name").loc["default", "Photo val accuracy"] == pytest.approx(accuracy)
 
-    evaluation = navigation_app("pages/evaluation.py")
+    evaluation = open_app("pages/evaluation.py")
     assert not evaluation.exception
     metric = next(metric for metric in evaluation.metric if metric.label.startswith("Photo val accuracy"))
     assert (metric.label, metric.value) == ("Photo val accuracy (2 photos)", f"{accuracy:.2%}")
