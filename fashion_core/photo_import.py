@@ -358,7 +358,9 @@ def import_folder(
     """
     path = Path(folder).expanduser()
     if not path.is_dir():
-        raise PhotoStoreError(f"There is no folder at this path on the server. Received: folder={folder}")
+        raise PhotoStoreError(
+            f"There is no folder at this path on the machine that runs the app. Received: folder={folder}"
+        )
     manifest = _folder_manifest(path)
     text = _decoded(manifest.read_bytes(), manifest.name)
     return _import(store, _FolderFiles(path), text, manifest.name, keep_split, progress)
