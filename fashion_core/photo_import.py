@@ -98,7 +98,8 @@ class PhotoImportError(PhotoStoreError):
         listed = "\n".join(f"- {problem}" for problem in problems[:MAX_LISTED_PROBLEMS])
         more = f"\n- ... and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
         super().__init__(
-            f"Nothing was imported: {len(problems)} of the {num_rows} rows of {manifest} have problems. "
+            f"Nothing was imported: {len(problems)} of the {num_rows} rows of {manifest} "
+            f"{'has a problem' if len(problems) == 1 else 'have problems'}. "
             f"Fix or remove those rows and import again.\n{listed}{more}\nReceived: {len(problems)} bad rows"
         )
 

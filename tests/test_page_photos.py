@@ -167,7 +167,7 @@ def test_a_folder_is_imported_and_a_bad_one_reported_by_line(tmp_path):
     app.text_input(key="photos_import_folder").input(str(bad)).run()
     app.button(key="photos_import_folder_button").click().run()
     assert not app.exception
-    assert app.error[0].value.startswith("**Nothing was imported**: 1 rows have problems.")
+    assert app.error[0].value.startswith("**Nothing was imported**: 1 row has a problem.")
     assert escape_markdown("line 3 (missing.jpg): the file is not there") in app.error[0].value
     assert PhotoStore().counts().total == 3
 
