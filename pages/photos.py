@@ -218,6 +218,15 @@ def import_message(result: ImportResult) -> tuple[str, str]:
     return kind, f"Imported {photos_text(result.added)}.{skipped}"
 
 
+def import_problems_text(error: PhotoImportError, shown: int = 50) -> str:
+    """The rows an import refused, as a Markdown list under what happened."""
+    count = len(error.problems)
+    lines = "\n".join(f"- {escape_markdown(problem)}" for problem in error.problems[:shown])
+    more = f"\n- ... and {count - shown} more" if count > shown else ""
+    rows = "1 row has a problem" if count == 1 else f"{count} rows have problems"
+    return f"**Nothing was imported**: {rows}. Fix them and import again.\n\n{lines}{more}"
+
+
 def run_import(importing) -> None:
     """Runs an import with a progress bar and leaves its outcome for the next run to show."""
     bar = st.progress(0.0, text="Reading the photos...")
@@ -228,10 +237,7 @@ def run_import(importing) -> None:
     try:
         st.session_state[MESSAGE_KEY] = import_message(importing(progress=progress))
     except PhotoImportError as error:
-        lines = "\n".join(f"- {escape_markdown(problem)}" for problem in error.problems[:50])
-        more = f"\n- ... and {len(error.problems) - 50} more" if len(error.problems) > 50 else ""
-        st.session_state[MESSAGE_KEY] = ("error", f"**Nothing was imported**: {len(error.problems)} rows have "
-                                         f"problems. Fix them and import again.\n\n{lines}{more}")  # fmt: skip
+        st.session_state[MESSAGE_KEY] = ("error", import_problems_text(error))
     except PhotoStoreError as error:
         st.session_state[MESSAGE_KEY] = ("error", escape_markdown(error))
     st.rerun()
@@ -297,7 +303,13 @@ def photos_page() -> None:
     store = photo_store()
     if store is None:
         return
-    st.caption(f"Stored in {code_span(store.url)}.")
+    where = f"Stored in {code_span(store.url)}."
+    if store.url.startswith("sqlite"):
+        where += (
+            " A file on this server: a deployment that restarts on a fresh disk (Community Cloud) loses it. To keep "
+            "the photos, set `url` under `[connections.photos]` in `.streamlit/secrets.toml` to a PostgreSQL database."
+        )
+    st.caption(where)
     show_message()
     try:
         counts = store.counts()
