@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,8 @@ SPLIT_KEY = "photos_split"
 PAGE_KEY = "photos_page"
 DELETE_KEY = "photos_delete_pending"  # the id of the photo whose deletion awaits confirmation
 MESSAGE_KEY = "photos_message"  # (kind, text) left by a callback or an import for the next run to show
+
+FOLDER_IMPORT_ENV = "FASHION_STUDIO_FOLDER_IMPORT"  # 1: the page may import a folder on the server
 
 
 def counts_table(counts: PhotoCounts) -> pd.DataFrame:
@@ -243,6 +246,11 @@ def run_import(importing) -> None:
     st.rerun()
 
 
+def folder_import_allowed() -> bool:
+    """Whether the page may read a folder on the server: only where `$FASHION_STUDIO_FOLDER_IMPORT` is 1."""
+    return os.environ.get(FOLDER_IMPORT_ENV, "").strip() == "1"
+
+
 def import_section(store: PhotoStore) -> None:
     st.subheader("Import")
     st.caption(
@@ -258,11 +266,18 @@ def import_section(store: PhotoStore) -> None:
         help="Otherwise each photo's split comes from its bytes, as for photos saved on the Predict page.",
     )
     from_folder, from_zip = st.columns(2)
-    folder = from_folder.text_input(
-        "Folder on the server", key="photos_import_folder", placeholder="../shared/realphotos-cc0"
-    )
-    if from_folder.button("Import folder", key="photos_import_folder_button", disabled=not folder.strip()):
-        run_import(functools.partial(store.import_folder, folder.strip(), keep_split=keep_split))
+    if folder_import_allowed():
+        folder = from_folder.text_input(
+            "Folder on the server", key="photos_import_folder", placeholder="../shared/realphotos-cc0"
+        )
+        if from_folder.button("Import folder", key="photos_import_folder_button", disabled=not folder.strip()):
+            run_import(functools.partial(store.import_folder, folder.strip(), keep_split=keep_split))
+    else:
+        from_folder.caption(
+            f"Importing a folder on the server is off, so that visitors cannot read the server's files. "
+            f"`make run` turns it on (`{FOLDER_IMPORT_ENV}=1`); the command line always can: "
+            "`python -m fashion_core photos import FOLDER`."
+        )
     archive = from_zip.file_uploader(
         "Zip of photos and a manifest", type=["zip"], key="photos_import_zip", max_upload_size=ZIP_UPLOAD_LIMIT_MB
     )

@@ -145,8 +145,18 @@ def test_the_current_model_is_evaluated_on_the_val_photos(seeded_store, app_pred
     assert per_class["Photos"].sum() == 2
 
 
-def test_a_folder_is_imported_and_a_bad_one_reported_by_line(tmp_path):
+def test_folder_import_is_off_unless_the_server_allows_it(monkeypatch):
+    """Test that a public server (no FASHION_STUDIO_FOLDER_IMPORT) offers no box to read its folders."""
+    monkeypatch.delenv("FASHION_STUDIO_FOLDER_IMPORT", raising=False)
+    app = open_app("pages/photos.py")
+    assert not app.exception
+    assert not [box for box in app.text_input if box.key == "photos_import_folder"]
+    assert any("Importing a folder on the server is off" in caption.value for caption in app.caption)
+
+
+def test_a_folder_is_imported_and_a_bad_one_reported_by_line(tmp_path, monkeypatch):
     """Test that a server folder imports all its photos, and a manifest with a bad row imports nothing."""
+    monkeypatch.setenv("FASHION_STUDIO_FOLDER_IMPORT", "1")
     rows = dev_rows(per_class=1)[:3]
     folder = photo_folder(tmp_path / "good", rows, ["train", "val", "train"])
     app = open_app("pages/photos.py")
