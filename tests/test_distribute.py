@@ -70,6 +70,7 @@ MIRRORED_RUN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_training_over_two_cpu_devices_saves_a_model_that_reloads(tmp_path):
     """Test that seed_cnn trains one epoch under MirroredStrategy on 2 replicas and saves and reloads."""
     environment = {
