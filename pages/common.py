@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
+from streamlit.connections import BaseConnection
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
@@ -25,6 +27,7 @@ from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
 from fashion_core.metadata import ModelMetadata
+from fashion_core.photostore import PHOTO_DB_ENV, PhotoStore, PhotoStoreError, Split, evaluate_on_photos
 from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
 from fashion_core.serving import LiteRTPredictor, ServingError
 
@@ -36,6 +39,7 @@ MODEL_NAME_KEY = "model_name"  # the model chosen in the sidebar, shared by ever
 GRADCAM_REQUEST_KEY = "gradcam_request"  # an image another page wants to open in the Grad-CAM viewer
 LAST_INPUT_KEY = "last_prediction_input"  # the last upload or drawing of the prediction page
 REQUESTED_MODEL_KEY = "requested_model_name"  # a model to select on the next run (see request_model)
+PHOTO_CONNECTION = "photos"  # the photo store's section in secrets.toml: [connections.photos]
 
 
 def legacy_pages_run() -> bool:
@@ -279,3 +283,83 @@ def test_accuracy_metric(container, metadata: ModelMetadata) -> None:
 def as_display_image(image: np.ndarray, size: int = 140) -> np.ndarray:
     """A 28x28 uint8 image upscaled with nearest neighbours, so pixels stay crisp on screen."""
     return upscale(image, max(size // image.shape[0], 1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The photo store
+
+
+class PhotoStoreConnection(BaseConnection[PhotoStore]):
+    """The labelled-photo store as a Streamlit connection, shared by every session of the process.
+
+    `st.connection("photos", type=PhotoStoreConnection)` opens the database named by `url` under
+    `[connections.photos]` in `.streamlit/secrets.toml` (a SQLAlchemy URL: a PostgreSQL server keeps
+    the photos when a Community Cloud app restarts on a fresh disk); without it, the `url` passed in
+    (the app passes `$FASHION_STUDIO_PHOTO_DB`), else the SQLite file `data/photos.sqlite3`.
+
+    Example `.streamlit/secrets.toml`:
+
+        [connections.photos]
+        url = "postgresql+psycopg://user:password@db.example.com:5432/photos"
+    """
+
+    def _connect(self, url: str | None = None, **kwargs) -> PhotoStore:
+        return PhotoStore(self._secrets.get("url") or url)
+
+    @property
+    def store(self) -> PhotoStore:
+        """The `PhotoStore` (reopened after `reset()`)."""
+        return self._instance
+
+    def close(self) -> None:
+        if self._raw_instance is not None:
+            self._raw_instance.close()
+
+
+def photo_store() -> PhotoStore | None:
+    """The app's photo store, or `None` after saying in the page why it cannot be opened."""
+    try:
+        # The variable is part of the cache key, so a store moved by it is opened anew.
+        connection = st.connection(PHOTO_CONNECTION, type=PhotoStoreConnection, url=os.environ.get(PHOTO_DB_ENV))
+        return connection.store
+    except PhotoStoreError as error:
+        st.error(f"**The photo store cannot be opened.** {escape_markdown(error)}", icon=":material/database_off:")
+        return None
+
+
+@st.cache_resource
+def _photo_accuracies() -> dict[tuple, float]:
+    """`{(model name, model file time, store URL, val fingerprint): accuracy}` of every evaluation so far."""
+    return {}
+
+
+@st.cache_data(show_spinner="Evaluating the model on the stored photos...", max_entries=16)
+def _cached_photo_evaluation(
+    name: str, path: str, modified_ns: int, store_url: str, fingerprint: str, _store: PhotoStore
+) -> EvaluationReport:
+    # The val photos' fingerprint is part of the key: a photo added, removed or relabelled evaluates again.
+    return evaluate_on_photos(_cached_model(name, path, modified_ns).predictor, _store, Split.VAL)
+
+
+def _photo_key(entry: ModelEntry, store: PhotoStore, fingerprint: str) -> tuple:
+    return (entry.name, entry.model_file.stat().st_mtime_ns, store.url, fingerprint)
+
+
+def photo_evaluation(loaded: LoadedModel, store: PhotoStore) -> EvaluationReport | None:
+    """The model's `EvaluationReport` on the store's val photos (cached per model and photo set); `None` without any.
+
+    Raises:
+        PhotoStoreError: when the database fails.
+    """
+    fingerprint = store.fingerprint(Split.VAL)
+    if not sum(store.counts().val):
+        return None
+    key = _photo_key(loaded.entry, store, fingerprint)
+    report = _cached_photo_evaluation(loaded.name, str(loaded.entry.path), key[1], store.url, fingerprint, store)
+    _photo_accuracies()[key] = report.accuracy
+    return report
+
+
+def known_photo_accuracy(entry: ModelEntry, store: PhotoStore, fingerprint: str) -> float | None:
+    """A model's accuracy on the store's val photos if it was evaluated on this very set; else `None`."""
+    return _photo_accuracies().get(_photo_key(entry, store, fingerprint))

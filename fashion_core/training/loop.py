@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -11,9 +12,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fashion_core.calibration import CalibrationError, calibrate_model
 from fashion_core.data import NUM_CLASSES, FashionMNIST, load_fashion_mnist, stratified_subset, validation_split
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.metadata import ModelMetadata
+from fashion_core.metadata import CalibrationInfo, ModelMetadata
 from fashion_core.models import ModelOptions, build_model, inference_model
 from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
@@ -212,6 +214,30 @@ def _raise_if_diverged(recorder: ProgressRecorder) -> None:
         )
 
 
+def calibrate_step(
+    model: keras.Model,
+    config: TrainingConfig,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    strategy: tf.distribute.Strategy | None = None,
+) -> tuple[keras.Model, CalibrationInfo | None]:
+    """The trained model with a temperature fitted on the validation split folded into its last layer.
+
+    T is fitted on the probabilities as the app will predict them: flip-averaged for a model trained
+    with flips (see `fashion_core.calibration`). The test set plays no part. A run without validation
+    images, or a model that does not end in a softmax Dense layer, is returned as it is, with `None`.
+    """
+    if len(val_labels) == 0:
+        return model, None
+    flip_average = ModelMetadata(config=config.to_dict()).trained_with_flips
+    fitted_on = f"validation split ({len(val_labels)} images{', flip-averaged' if flip_average else ''})"
+    try:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            return calibrate_model(model, val_images, val_labels, flip_average, fitted_on)
+    except CalibrationError:
+        return model, None
+
+
 def train(
     config: TrainingConfig,
     callbacks: list[keras.callbacks.Callback] | None = None,
@@ -296,10 +322,11 @@ def train(
         if config.clean_mix < 1:
             model.set_weights(mixed_weights(augmented_weights, model.get_weights(), config.clean_mix))
     training_seconds = time.perf_counter() - started
+    model, calibration = calibrate_step(model, config, val_images, val_labels, strategy)
 
     evaluation = evaluate_model(model, data.test_images, data.test_labels)
     history = list(recorder.snapshot().epoch_logs)
-    extra = {}
+    extra = {} if calibration is None else {"calibration": dataclasses.asdict(calibration)}
     if len(val_labels):
         extra["validation_accuracy"] = round(evaluate_model(model, val_images, val_labels).accuracy, 6)
     if ModelMetadata(config=config.to_dict()).trained_with_flips:  # what the app reports for such a model
