@@ -179,11 +179,11 @@ def test_each_download_of_a_model_folder_runs_in_its_runtime(
     np.testing.assert_allclose(export_probabilities(path, export_format, images), expected, atol=1e-5)
 
 
-def test_the_models_page_offers_one_download_per_export_format(monkeypatch):
+def test_the_models_page_offers_one_download_per_export_format():
     """Test that the Models page shows a deferred download for each export format of the selected model."""
-    from tests.training_page_support import navigation_app
+    from tests.support import open_app
 
-    app = navigation_app(monkeypatch, "pages/models.py")
+    app = open_app("pages/models.py")
     assert not app.exception
     labels = [button.label for button in app.get("download_button")]
     assert labels == [
