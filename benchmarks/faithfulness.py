@@ -62,9 +62,12 @@ def _methods(model, predictor) -> dict:
     if conv_layer_names(model):
         methods["Grad-CAM++, last conv layer"] = lambda images: gradients.gradcam_maps(model, images, plus_plus=True)
     methods["Saliency"] = lambda images: gradients.saliency_maps(model, images)
-    methods["SmoothGrad"] = lambda images: gradients.saliency_maps(model, images, explain.SMOOTHGRAD_SAMPLES)
+    smooth = explain.SMOOTHGRAD_SAMPLES
+    methods["SmoothGrad"] = lambda images: gradients.saliency_maps(model, images, smooth_samples=smooth)
     methods["Gradient x input"] = lambda images: gradients.saliency_maps(model, images, times_input=True)
-    methods["SmoothGrad x input"] = lambda images: gradients.saliency_maps(model, images, 25, times_input=True)
+    methods["SmoothGrad x input"] = lambda images: gradients.saliency_maps(
+        model, images, smooth_samples=smooth, times_input=True
+    )
     methods["Random order (ignores the model)"] = lambda images: faithfulness.random_maps(len(images))
     methods["Brightest first (ignores the model)"] = faithfulness.brightness_maps
     return methods
@@ -86,8 +89,11 @@ def _single_image_ms(predictor, images: np.ndarray) -> dict[str, float]:
     }
 
 
-def measure_faithfulness(model_dir: Path | str = DEFAULT_MODEL_DIR, num_images: int = 200, seed: int = 0) -> dict:
-    """Deletion, insertion and time per image of every method on `num_images` seeded test images."""
+def measure_faithfulness(
+    model_dir: Path | str = DEFAULT_MODEL_DIR, num_images: int = 200, seed: int = 0, only: tuple[str, ...] = ()
+) -> dict:
+    """Deletion, insertion and time per image of every method (or those whose names start with one of
+    `only`) on `num_images` seeded test images."""
     from fashion_core.registry import load_model
 
     model_dir = Path(model_dir)
@@ -98,6 +104,8 @@ def measure_faithfulness(model_dir: Path | str = DEFAULT_MODEL_DIR, num_images: 
     images = data.test_images[indices]
     results = {}
     for name, make_maps in _methods(model, predictor).items():
+        if only and not name.startswith(tuple(only)):
+            continue
         make_maps(images[:2])  # traces and caches
         started = time.perf_counter()
         maps = make_maps(images)
@@ -116,7 +124,8 @@ def measure_faithfulness(model_dir: Path | str = DEFAULT_MODEL_DIR, num_images: 
         "default_explanation_one_image": _single_image_ms(predictor, images[:50]),
         "methods": results,
     }
-    faithfulness.write_faithfulness(model_dir, report)
+    if not only:  # a partial run never replaces the folder's full report
+        faithfulness.write_faithfulness(model_dir, report)
     return report
 
 
@@ -124,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.faithfulness", description=__doc__)
     parser.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR))
     parser.add_argument("--num-images", type=int, default=200)
+    parser.add_argument("--only", nargs="*", default=(), help="measure only the methods whose names start so")
     args = parser.parse_args(argv)
-    print(json.dumps(measure_faithfulness(args.model_dir, args.num_images), indent=2))
+    print(json.dumps(measure_faithfulness(args.model_dir, args.num_images, only=tuple(args.only)), indent=2))
     return 0
 
 
