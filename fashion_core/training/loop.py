@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from fashion_core.data import NUM_CLASSES, FashionMNIST, load_fashion_mnist, stratified_subset, validation_split
 from fashion_core.evaluation import EvaluationReport, evaluate_model
+from fashion_core.metadata import ModelMetadata
 from fashion_core.models import ModelOptions, build_model, inference_model
-from fashion_core.registry import trained_with_flips
 from fashion_core.training.callbacks import ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
 
@@ -302,7 +302,7 @@ def train(
     extra = {}
     if len(val_labels):
         extra["validation_accuracy"] = round(evaluate_model(model, val_images, val_labels).accuracy, 6)
-    if trained_with_flips({"config": config.to_dict()}):  # what the app reports for such a model
+    if ModelMetadata(config=config.to_dict()).trained_with_flips:  # what the app reports for such a model
         flip_averaged = evaluate_model(model, data.test_images, data.test_labels, flip_average=True)
         extra["test_accuracy_flip_average"] = round(flip_averaged.accuracy, 6)
         flip_averaged_validation = evaluate_model(model, val_images, val_labels, flip_average=True)
