@@ -165,17 +165,19 @@ async def open_app(page, url: str) -> None:
     await page.evaluate(WATCH_RUNS)
 
 
-async def sidebar_pages(page) -> list[str]:
-    """The titles of the sidebar's pages, in order."""
-    links = page.locator('[data-testid="stSidebarNav"] a')
-    return [text.strip() for text in await links.all_inner_texts()]
+async def sidebar_pages(page) -> dict[str, str]:
+    """{title: link} of the sidebar's pages, in order (a link's text starts with its icon's name)."""
+    links = await page.locator('[data-testid="stSidebarNav"] a').evaluate_all(
+        "(links) => links.map((link) => [link.innerText.trim().split('\\n').pop().trim(), link.getAttribute('href')])"
+    )
+    return dict(links)
 
 
-async def click_page(page, title: str) -> float:
+async def click_page(page, href: str) -> float:
     """Opens a page from the sidebar; seconds until it is ready."""
     since = await now(page)
     started = time.perf_counter()
-    await page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(f"^{re.escape(title)}$")).click()
+    await page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]').click()
     await wait_until_ready(page, since)
     return round(time.perf_counter() - started, 2)
 
@@ -214,11 +216,11 @@ async def measure_pages(browser, url: str, launched_at: float, pid: int) -> dict
     await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
     await page.evaluate(WATCH_RUNS)
     memory = {"rss_mb_after_start": resident_mb(pid), "tensorflow_loaded_after_start": tensorflow_loaded(pid)}
-    titles = await sidebar_pages(page)
-    first_open = {title: await click_page(page, title) for title in titles if title != "Home"}
+    links = await sidebar_pages(page)
+    first_open = {title: await click_page(page, href) for title, href in links.items() if title != "Home"}
     memory["tensorflow_loaded_after_visiting_every_page"] = tensorflow_loaded(pid)
-    again = {title: await click_page(page, title) for title in titles}
-    await click_page(page, "Predict")
+    again = {title: await click_page(page, href) for title, href in links.items()}
+    await click_page(page, links["Predict"])
     memory["tensorflow_loaded_before_first_prediction"] = tensorflow_loaded(pid)
     uploads = [await upload_and_wait(page, photo) for photo in dev_photos()[:PHOTOS_IN_A_ROW]]
     memory["rss_mb_after_first_predictions"] = resident_mb(pid)
@@ -292,8 +294,7 @@ async def measure_training_in_browser(browser, url: str, pid: int) -> dict:
     """The Train page's Quick preset, watched live: images/s over its first epoch, RSS during the run."""
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     await open_app(page, f"{url}/train")
-    await wait_until_ready(page, 0)
-    await page.get_by_role("button", name="Start training").click()
+    await page.get_by_role("button", name="Start training").click(timeout=PAGE_TIMEOUT_MS)
     readings, peak_rss = [], 0.0
     deadline = time.monotonic() + TRAIN_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -332,18 +333,26 @@ def measure_training_on_cli(cpus: str | None) -> dict:
     return {"images_per_second_first_epoch": round(batch_size * 1000 / int(match[3]), 1)}
 
 
+async def recorded(measurement) -> dict:
+    """A measurement's dict, or `{"error": ...}` when it failed (the other measurements still run)."""
+    try:
+        return await measurement
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"[:1500]}
+
+
 async def measure_one_server(playwright, cpus: str | None, deadline: float) -> dict:
     browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     results: dict = {"cpus": cpus or f"all {os.cpu_count()}"}
     try:
         with tempfile.TemporaryDirectory() as models_dir:
             with streamlit_server(models_dir, cpus) as (process, url, launched_at):
-                results.update(await measure_pages(browser, url, launched_at, process.pid))
+                results.update(await recorded(measure_pages(browser, url, launched_at, process.pid)))
                 if time.monotonic() < deadline:
-                    results["eight_sessions"] = await measure_sessions(browser, url)
+                    results["eight_sessions"] = await recorded(measure_sessions(browser, url))
                 if time.monotonic() < deadline:
-                    results["train_in_browser"] = await measure_training_in_browser(browser, url, process.pid)
-            if time.monotonic() < deadline and "train_in_browser" in results:
+                    results["train_in_browser"] = await recorded(measure_training_in_browser(browser, url, process.pid))
+            if time.monotonic() < deadline and "images_per_second_first_epoch" in results.get("train_in_browser", {}):
                 cli = measure_training_on_cli(cpus)
                 results["train_on_cli"] = cli
                 app_rate = results["train_in_browser"]["images_per_second_first_epoch"]

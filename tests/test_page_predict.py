@@ -21,6 +21,7 @@ from tests.bad_images import upload_cases
 from tests.explain_page_support import image_urls, navigation_app
 
 PAGE = "pages/predict.py"
+INPUT_TAB_KEY = "predict_input_tab"
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
 # class_name in MANIFEST.tsv, in dataset class order
 MANIFEST_CLASS_NAMES = [
@@ -84,6 +85,8 @@ def test_the_page_explains_each_input_before_anything_is_given(app):
     assert not app.exception
     assert [tab.label for tab in app.tabs] == ["Upload", "Camera", "Draw"]
     assert "Upload one or more photos to classify them." in [info.value for info in app.info]
+    app.session_state[INPUT_TAB_KEY] = "Draw"
+    app.run()
     assert "Draw on the black canvas; the toolbar above it has undo and clear." in [info.value for info in app.info]
     assert app.expander[0].label == "What makes a photo work well"
 
@@ -178,6 +181,7 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
 def test_a_camera_photo_is_classified(app, shipped_predictor):
     """Test that a photo from the camera input gets a class and its own chart."""
     _, data = dev_photo("tshirt_top")
+    app.session_state[INPUT_TAB_KEY] = "Camera"
     app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     assert not app.exception
     predicted, confidence = expected_answer(shipped_predictor, data)
