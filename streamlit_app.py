@@ -8,9 +8,12 @@ import streamlit as st
 
 from pages.common import sidebar_model_picker
 from pages.rerun_cleanup import install_rerun_cleanup
+from pages.warmup import start_warmup
 
 # Streamlit clears the Keras session after every run: 0.4 s of CPU each time (see pages/rerun_cleanup.py).
 install_rerun_cleanup()
+# The default model and the dataset start loading in the background (once per process; see pages/warmup.py).
+start_warmup()
 
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon="👕", layout="wide")
 

@@ -23,6 +23,7 @@ from pages.common import (
     dataset_or_message,
     test_evaluation,
 )
+from pages.warmup import loaded_or_waiting
 
 SOURCE_KEY = "gradcam_source"
 SPLIT_KEY = "gradcam_split"
@@ -308,6 +309,8 @@ def gradcam_page() -> None:
         "Which pixels made the model choose a class? Pick an image, a method and a class; warm colours mark "
         "what raised that class's score."
     )
+    if not (loaded_or_waiting("model") and loaded_or_waiting("dataset")):
+        return
     loaded = current_model()
     if loaded is None:
         return

@@ -33,6 +33,7 @@ from fashion_core.preprocess import (
     photo_steps,
 )
 from pages.common import LAST_INPUT_KEY, LoadedModel, app_page, as_display_image, current_model, escape_markdown
+from pages.warmup import loaded_or_waiting
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_SIZE = 196  # on-screen side of the 28x28 images, in pixels (7 per model pixel)
@@ -359,6 +360,8 @@ def predict_page() -> None:
         f"the ten Fashion-MNIST classes ({', '.join(CLASS_NAMES)}) and shows what it looked at."
     )
     tips()
+    if not loaded_or_waiting("model"):
+        return
     loaded = current_model()
     if loaded is not None:
         input_tabs(loaded)
