@@ -6,13 +6,11 @@ It only sets the page up and routes: each page is a file in `pages/`, and all th
 
 import streamlit as st
 
-from pages.common import sidebar_model_picker
-from pages.rerun_cleanup import install_rerun_cleanup
-from pages.warmup import start_warmup
+from pages.common import install_rerun_cleanup, sidebar_model_picker, start_warmup
 
-# Streamlit clears the Keras session after every run: 0.4 s of CPU each time (see pages/rerun_cleanup.py).
+# Streamlit clears the Keras session after every run: 0.4 s of CPU each time (see pages/common.py).
 install_rerun_cleanup()
-# The default model and the dataset start loading in the background (once per process; see pages/warmup.py).
+# The default model and the dataset start loading in the background (once per process; see pages/common.py).
 start_warmup()
 
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon="👕", layout="wide")
@@ -26,6 +24,7 @@ PAGES = {
     "Explore": [
         st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
+        st.Page("pages/photos.py", title="Photos", icon=":material/photo_library:"),
     ],
     "Train": [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),

@@ -38,6 +38,8 @@ MEASUREMENTS = {
     ),
     "training_throughput_seed_cnn": ("benchmarks.training_throughput", "measure_training_throughput", {}),
     "server": ("benchmarks.server", "measure_server", {}),
+    "exports": ("benchmarks.exports", "measure_exports", {}),
+    "serving": ("benchmarks.serving", "measure_serving", {}),
     "rerun_cost": ("benchmarks.rerun_cost", "measure_rerun_cost", {}),
     # A real server in Chromium, with every core and pinned to one: issue 17's waits (6 to 9 minutes).
     "browser": ("benchmarks.browser", "measure_browser", {}),
@@ -171,6 +173,7 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
             value = (f"{figures['cleanup_ms']:.0f} ms / {figures['next_predict_and_gradcam_ms']:.0f} ms / "
                      f"{figures['training_images_per_second']:.0f} images/s")  # fmt: skip
             rows.append((measure, value, "", ""))
+    rows += export_rows(results.get("exports", {})) + serving_rows(results.get("serving", {}))
     rows += browser_rows(results.get("browser", {}))
     return rows
 
@@ -227,6 +230,38 @@ def browser_rows(browser: dict) -> list[tuple[str, str, str, str]]:
                      f"{run['train_on_cli']['images_per_second_first_epoch']:.0f} (ratio {ratio:.2f})")  # fmt: skip
             rows.append((f"Browser, {label}: Quick preset images/s, Train page watched live vs CLI", value,
                          ">= 0.9", _goal(ratio >= 0.9)))  # fmt: skip
+    return rows
+
+
+def export_rows(exports: dict) -> list[tuple[str, str, str, str]]:
+    """One row per export format: its agreement with Keras on the test set, in its own runtime."""
+    rows = []
+    for export_format, check in exports.items():
+        if "agreement" not in check:
+            rows.append((f"Export to {export_format}", check.get("error", "not measured"), "", ""))
+            continue
+        value = f"{check['agreement']:.2%} top-1, max diff {check['max_abs_difference']:.1e}"
+        value += f" ({check['num_images']} images)"
+        rows.append((f"Export to {export_format}, agreement with Keras in its own runtime", value,
+                     ">= 99.9%, <= 1e-4", _goal(check["passes"])))  # fmt: skip
+    return rows
+
+
+def serving_rows(serving: dict) -> list[tuple[str, str, str, str]]:
+    """LiteRT's and TensorFlow's predictor: start-up, memory, one flip-averaged image, 8 threads."""
+    names = {"litert": "LiteRT, 1 thread", "litert_2_threads": "LiteRT, 2 threads", "tensorflow": "TensorFlow"}
+    rows = []
+    for key, name in names.items():
+        figures = serving.get(key, {})
+        if "predict_one_p50_ms" not in figures:
+            continue
+        p50 = figures["predict_one_p50_ms"]
+        goal = ("<= 0.8 ms", _goal(p50 <= 0.8)) if key == "litert" else ("", "")
+        value = f"{p50:.2f} / {figures['predict_one_p95_ms']:.2f} ms"
+        rows.append((f"{name}: one image flip-averaged, p50 / p95", value, *goal))
+        rows.append((f"{name}: import + load / resident memory / answers per s with 8 threads",
+                     f"{figures['import_and_load_s']:.1f} s / {figures['rss_mb_after_answers']:.0f} MB / "
+                     f"{figures['answers_per_s_8_threads']:.0f}", "", ""))  # fmt: skip
     return rows
 
 

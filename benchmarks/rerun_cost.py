@@ -2,7 +2,7 @@
 
 After every script run Streamlit calls `_clean_problem_modules()` (which clears the Keras session)
 and, with `runner.postScriptGC` on, `gc.collect(2)`. The app replaces the first with
-`pages.rerun_cleanup.clean_after_script_run` (see its docstring). This times, in one process with
+`pages.common.clean_after_script_run` (see the comment above it). This times, in one process with
 the shipped model loaded:
 
 - one after-run cleanup (the cleanup function plus `gc.collect(2)`), each way;
@@ -31,7 +31,7 @@ from fashion_core.data import load_fashion_mnist
 from fashion_core.inference import Predictor
 from fashion_core.registry import ModelRegistry
 from fashion_core.training.job import TrainingJob
-from pages.rerun_cleanup import clean_after_script_run
+from pages.common import clean_after_script_run
 
 STREAMLITS_CLEANUP = script_runner._clean_problem_modules
 REPEATS = 5

@@ -9,6 +9,7 @@ rather than overwriting, which also gives two concurrent saves one clear winner.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fashion_core.metadata import METADATA_FILE, MetadataError, ModelMetadata
+from fashion_core.metadata import MetadataError, ModelMetadata
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "model_artifacts"
@@ -29,6 +30,8 @@ MODEL_FILE = "model.keras"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STAGING_PREFIXES = (".saving-", ".deleted-", ".replaced-")
 STALE_STAGING_SECONDS = 3600
+
+logger = logging.getLogger(__name__)
 
 
 class RegistryError(ValueError):
@@ -250,14 +253,21 @@ def as_metadata(metadata: ModelMetadata | dict) -> ModelMetadata:
 
 
 def write_model_dir(parent: Path, model, metadata: ModelMetadata | dict) -> Path:
-    """Writes `model.keras` and `metadata.json` into a new hidden folder under `parent` and returns it."""
+    """Writes a model folder into a new hidden folder under `parent` and returns it.
+
+    The folder gets `model.keras`, `metadata.json`, and what `artifacts.prepare_model_dir` adds: the
+    checked LiteRT export and the stored test-set predictions (skipped without the dataset).
+    """
     import keras
+
+    from fashion_core.artifacts import prepare_model_dir
 
     metadata = as_metadata(metadata)
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a published model is readable like any folder
     model_file = staging / MODEL_FILE
-    model_to_save(model, metadata).save(model_file)
+    saved_model = model_to_save(model, metadata)
+    saved_model.save(model_file)
     metadata = metadata.replace(
         tensorflow_version=_tensorflow_version(),
         keras_version=keras.__version__,
@@ -267,7 +277,9 @@ def write_model_dir(parent: Path, model, metadata: ModelMetadata | dict) -> Path
         size_bytes=model_file.stat().st_size,
     )
     metadata.write(staging)
-    for file in (model_file, staging / METADATA_FILE):
+    for problem in prepare_model_dir(staging, model=saved_model).problems:
+        logger.warning("Saving %s: %s", metadata.architecture, problem)
+    for file in staging.iterdir():
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
     return staging

@@ -6,28 +6,44 @@ This module is the only Streamlit-aware glue besides the pages themselves; the w
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+import os
 import re
+import sys
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
+from streamlit.connections import BaseConnection
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
+from fashion_core.artifacts import file_sha256, stored_test_evaluation, write_test_probabilities
 from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.inference import Predictor
 from fashion_core.metadata import ModelMetadata
+from fashion_core.photostore import PHOTO_DB_ENV, PhotoStore, PhotoStoreError, Split, evaluate_on_photos
 from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
+from fashion_core.serving import LiteRTPredictor, ServingError
+
+if TYPE_CHECKING:
+    from fashion_core.inference import Predictor
 
 PREDICT_PAGE = "pages/predict.py"
 MODEL_NAME_KEY = "model_name"  # the model chosen in the sidebar, shared by every page
 GRADCAM_REQUEST_KEY = "gradcam_request"  # an image another page wants to open in the Grad-CAM viewer
 LAST_INPUT_KEY = "last_prediction_input"  # the last upload or drawing of the prediction page
 REQUESTED_MODEL_KEY = "requested_model_name"  # a model to select on the next run (see request_model)
+PHOTO_CONNECTION = "photos"  # the photo store's section in secrets.toml: [connections.photos]
 
 
 def legacy_pages_run() -> bool:
@@ -36,9 +52,18 @@ def legacy_pages_run() -> bool:
     Streamlit treats an app with a `pages/` folder beside its entry as a v1 multipage app until
     `st.navigation` first runs, so on a fresh server the first run of each session (a deep link, or
     several visitors at once) may execute a page file directly, without the entry's navigation and
-    model picker. Our `pages/` holds the pages that `streamlit_app.py` lists with `st.navigation`.
+    model picker. Such a run registers every file of `pages/` as a page, this one included, which
+    the entry's navigation never does: that tells this session's run apart from the others', whatever
+    Streamlit's process-wide flag says at this moment.
     """
-    return bool(PagesManager.uses_pages_directory)
+    context = get_script_run_ctx()
+    if context is None:
+        return False
+    this_file = Path(__file__).resolve()
+    return any(
+        Path(page.get("script_path") or "").resolve() == this_file
+        for page in context.pages_manager.get_pages().values()
+    )
 
 
 def app_page(page_function: Callable[[], None]) -> Callable[[], None]:
@@ -54,7 +79,7 @@ def app_page(page_function: Callable[[], None]) -> Callable[[], None]:
     @functools.wraps(page_function)
     def run_page() -> None:
         if legacy_pages_run():
-            PagesManager.uses_pages_directory = False
+            PagesManager.uses_pages_directory = False  # from now on, every session runs the entry
             st.rerun()
         page_function()
 
@@ -80,12 +105,29 @@ def code_span(text: object) -> str:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model loaded once per process, with its compiled predictor and registry entry."""
+    """A model of the registry ready to answer: its entry and the predictor the app uses.
+
+    The predictor runs the folder's checked LiteRT file (no TensorFlow) when there is one made from
+    today's `model.keras`, else the Keras model through TensorFlow. The Keras model itself, which
+    gradients and training need, is loaded only when `model` is first read.
+    """
 
     name: str
     entry: ModelEntry
-    model: object
-    predictor: Predictor
+    predictor: LiteRTPredictor | Predictor
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self.entry.metadata
+
+    @property
+    def serves_on_litert(self) -> bool:
+        return isinstance(self.predictor, LiteRTPredictor)
+
+    @property
+    def model(self):
+        """The Keras model (imports TensorFlow on first use; cached per process)."""
+        return _cached_keras_model(self.name, str(self.entry.path), _modified_ns(self.entry))
 
 
 def registry() -> ModelRegistry:
@@ -120,14 +162,27 @@ def show_dataset_error(error: DatasetError) -> None:
     st.error(f"**The Fashion-MNIST dataset is not available.** {error}", icon=":material/database_off:")
 
 
+def _modified_ns(entry: ModelEntry) -> int:
+    # Part of every cache key below, so that a model deleted and saved again is reloaded.
+    return entry.model_file.stat().st_mtime_ns
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def _cached_keras_model(name: str, path: str, modified_ns: int):
+    return registry().load(name)
+
+
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def _cached_model(name: str, path: str, modified_ns: int) -> LoadedModel:
-    # `modified_ns` is part of the key so that a model deleted and saved again is reloaded.
     entry = registry().entry(name)
-    model = registry().load(name)
-    # Flip averaging for models trained with flips: chosen on the validation split (and better on real photos).
-    predictor = Predictor(model, flip_average=entry.metadata.trained_with_flips)
-    return LoadedModel(name=name, entry=entry, model=model, predictor=predictor)
+    try:
+        predictor = LiteRTPredictor.from_model_dir(entry.path)
+    except ServingError:  # no checked LiteRT file yet: serve the Keras model through TensorFlow
+        from fashion_core.inference import Predictor
+
+        keras_model = _cached_keras_model(name, path, modified_ns)
+        predictor = Predictor(keras_model, flip_average=entry.metadata.trained_with_flips)
+    return LoadedModel(name=name, entry=entry, predictor=predictor)
 
 
 def load_model(name: str) -> LoadedModel:
@@ -135,7 +190,7 @@ def load_model(name: str) -> LoadedModel:
     entry = registry().entry(name)
     if not entry.readable:
         raise RegistryError(f"Model {name!r} is unreadable: {entry.error}")
-    return _cached_model(name, str(entry.path), entry.model_file.stat().st_mtime_ns)
+    return _cached_model(name, str(entry.path), _modified_ns(entry))
 
 
 def readable_model_names() -> list[str]:
@@ -194,14 +249,26 @@ def current_model() -> LoadedModel | None:
 
 @st.cache_resource(show_spinner="Evaluating the model on the test set...", max_entries=4)
 def _cached_test_evaluation(name: str, path: str, modified_ns: int) -> EvaluationReport:
+    labels = dataset().test_labels
+    stored = stored_test_evaluation(path, labels)
+    if stored is not None:
+        return stored
     loaded = _cached_model(name, path, modified_ns)
-    data = dataset()
-    return evaluate_model(loaded.predictor, data.test_images, data.test_labels)
+    report = evaluate_model(loaded.predictor, dataset().test_images, labels)
+    with contextlib.suppress(OSError):  # best effort: the next process reads them instead of predicting
+        write_test_probabilities(
+            path, report.probabilities, file_sha256(loaded.entry.model_file), loaded.predictor.flip_average
+        )
+    return report
 
 
 def test_evaluation(loaded: LoadedModel) -> EvaluationReport:
-    """The model's predictions on the 10000 test images, computed once per model and process."""
-    return _cached_test_evaluation(loaded.name, str(loaded.entry.path), loaded.entry.model_file.stat().st_mtime_ns)
+    """The model's predictions on the 10000 test images: stored beside the model, else computed once and stored.
+
+    Raises:
+        DatasetError: when the dataset is not installed.
+    """
+    return _cached_test_evaluation(loaded.name, str(loaded.entry.path), _modified_ns(loaded.entry))
 
 
 def test_accuracy_metric(container, metadata: ModelMetadata) -> None:
@@ -220,3 +287,244 @@ def test_accuracy_metric(container, metadata: ModelMetadata) -> None:
 def as_display_image(image: np.ndarray, size: int = 140) -> np.ndarray:
     """A 28x28 uint8 image upscaled with nearest neighbours, so pixels stay crisp on screen."""
     return upscale(image, max(size // image.shape[0], 1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The photo store
+
+
+class PhotoStoreConnection(BaseConnection[PhotoStore]):
+    """The labelled-photo store as a Streamlit connection, shared by every session of the process.
+
+    `st.connection("photos", type=PhotoStoreConnection)` opens the database named by `url` under
+    `[connections.photos]` in `.streamlit/secrets.toml` (a SQLAlchemy URL: a PostgreSQL server keeps
+    the photos when a Community Cloud app restarts on a fresh disk); without it, the `url` passed in
+    (the app passes `$FASHION_STUDIO_PHOTO_DB`), else the SQLite file `data/photos.sqlite3`.
+
+    Example `.streamlit/secrets.toml`:
+
+        [connections.photos]
+        url = "postgresql+psycopg://user:password@db.example.com:5432/photos"
+    """
+
+    def _connect(self, url: str | None = None, **kwargs) -> PhotoStore:
+        return PhotoStore(self._secrets.get("url") or url)
+
+    @property
+    def store(self) -> PhotoStore:
+        """The `PhotoStore` (reopened after `reset()`)."""
+        return self._instance
+
+    def close(self) -> None:
+        if self._raw_instance is not None:
+            self._raw_instance.close()
+
+
+def photo_store() -> PhotoStore | None:
+    """The app's photo store, or `None` after saying in the page why it cannot be opened."""
+    try:
+        # The variable is part of the cache key, so a store moved by it is opened anew.
+        connection = st.connection(PHOTO_CONNECTION, type=PhotoStoreConnection, url=os.environ.get(PHOTO_DB_ENV))
+        return connection.store
+    except PhotoStoreError as error:
+        st.error(f"**The photo store cannot be opened.** {escape_markdown(error)}", icon=":material/database_off:")
+        return None
+
+
+@st.cache_resource
+def _photo_accuracies() -> dict[tuple, float]:
+    """`{(model name, model file time, store URL, val fingerprint): accuracy}` of every evaluation so far."""
+    return {}
+
+
+@st.cache_data(show_spinner="Evaluating the model on the stored photos...", max_entries=16)
+def _cached_photo_evaluation(
+    name: str, path: str, modified_ns: int, store_url: str, fingerprint: str, _store: PhotoStore
+) -> EvaluationReport:
+    # The val photos' fingerprint is part of the key: a photo added, removed or relabelled evaluates again.
+    return evaluate_on_photos(_cached_model(name, path, modified_ns).predictor, _store, Split.VAL)
+
+
+def _photo_key(entry: ModelEntry, store: PhotoStore, fingerprint: str) -> tuple:
+    return (entry.name, entry.model_file.stat().st_mtime_ns, store.url, fingerprint)
+
+
+def photo_evaluation(loaded: LoadedModel, store: PhotoStore) -> EvaluationReport | None:
+    """The model's `EvaluationReport` on the store's val photos (cached per model and photo set); `None` without any.
+
+    Raises:
+        PhotoStoreError: when the database fails.
+    """
+    fingerprint = store.fingerprint(Split.VAL)
+    if not sum(store.counts().val):
+        return None
+    key = _photo_key(loaded.entry, store, fingerprint)
+    report = _cached_photo_evaluation(loaded.name, str(loaded.entry.path), key[1], store.url, fingerprint, store)
+    _photo_accuracies()[key] = report.accuracy
+    return report
+
+
+def known_photo_accuracy(entry: ModelEntry, store: PhotoStore, fingerprint: str) -> float | None:
+    """A model's accuracy on the store's val photos if it was evaluated on this very set; else `None`."""
+    return _photo_accuracies().get(_photo_key(entry, store, fingerprint))
+
+
+# ---------------------------------------------------------------------------------------------------
+# After every script run: what Streamlit does then, made cheap for an app that keeps TensorFlow loaded.
+#
+# After every run of every session (full runs and fragment runs alike), Streamlit 1.67's script
+# runner calls `_clean_problem_modules()` (`streamlit/runtime/scriptrunner/script_runner.py`). Once
+# `keras` is in `sys.modules` that calls `keras.backend.clear_session()`, which
+#
+# - resets Keras' global state, also under a training job running in a background thread;
+# - empties TensorFlow's kernel cache, so the next prediction and Grad-CAM take about 160 ms instead
+#   of 7 ms (measured on the shipped model, 2-core machine);
+# - runs a full `gc.collect()`: about 200 ms with TensorFlow's 350,000 objects in the heap.
+#
+# Streamlit does it for scripts that build a new Keras model on every rerun. This app never does: its
+# models are loaded once per process (`st.cache_resource`) and trained in a background job, so the
+# call only costs time, about 0.4 s of CPU per rerun, and with eight sessions at once or the Train
+# page's live refresh it is most of what the server does. Streamlit has no option to skip it (its
+# only related setting, `runner.postScriptGC`, is the separate `gc.collect(2)` below), so
+# `install_rerun_cleanup()` replaces that one module-level function with `clean_after_script_run`,
+# which keeps the rest of Streamlit's cleanup (closing Matplotlib figures) and leaves Keras alone.
+# The runner looks the function up by name after every run, so the replacement takes effect from the
+# first run on. `tests/test_rerun_cleanup.py` fails if a rerun calls `clear_session()` again (a new
+# Streamlit that renames the function, say).
+#
+# Streamlit also runs `gc.collect(2)` after every run (`runner.postScriptGC`, on by default, so that
+# apps don't grow between runs). A full collection scans every tracked object, TensorFlow's included:
+# about 200 ms per run. `clean_after_script_run` therefore moves the objects of newly imported
+# libraries into the permanent generation (`gc.freeze()`, after a collection) once an import has
+# brought in many modules, so Streamlit's collection keeps freeing what the runs leave behind but no
+# longer walks TensorFlow's heap.
+
+# `gc.freeze()` again once this many modules have been imported since the last freeze: TensorFlow
+# and Keras bring about 3,000, a page's own imports a few dozen.
+MODULES_BEFORE_FREEZE = 300
+
+_modules_at_last_freeze = 0
+
+
+def freeze_long_lived_objects(force: bool = False) -> bool:
+    """Moves the heap into the permanent GC generation if many modules were imported since last time.
+
+    Args:
+        force: freeze even without new imports (after loading a model, say). Defaults to `False`.
+
+    Returns:
+        Whether it froze (after a full collection, so no garbage is frozen with the libraries).
+    """
+    global _modules_at_last_freeze
+    if not force and len(sys.modules) - _modules_at_last_freeze < MODULES_BEFORE_FREEZE:
+        return False
+    gc.collect()
+    gc.freeze()
+    _modules_at_last_freeze = len(sys.modules)
+    return True
+
+
+def clean_after_script_run() -> None:
+    """Streamlit's post-run cleanup without `keras.backend.clear_session()` (see the comment above)."""
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+    freeze_long_lived_objects()
+
+
+def install_rerun_cleanup() -> None:
+    """Makes Streamlit's script runner call `clean_after_script_run` after each run (idempotent).
+
+    Raises:
+        RuntimeError: when this Streamlit's script runner has no `_clean_problem_modules` to replace
+            (the pinned version has it; a new one must be checked by hand before the pin moves).
+    """
+    if not hasattr(script_runner, "_clean_problem_modules"):
+        raise RuntimeError(
+            "Streamlit's script runner no longer has `_clean_problem_modules`: check whether it still clears "
+            "the Keras session after every run before upgrading (see install_rerun_cleanup in pages/common.py). "
+            f"Received: streamlit {sys.modules['streamlit'].__version__}"
+        )
+    script_runner._clean_problem_modules = clean_after_script_run
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading in the background: what the first visitors need is loading while they read the Home page.
+#
+# Streamlit runs nothing until a first browser connects, and each session's script blocks while a
+# cached resource loads. So the entry script calls `start_warmup()` on every run; once per process
+# it starts one background thread that loads the default model and then the dataset, through the
+# same cached loaders the pages use, so a page that asks for them later gets them
+# from the cache. A page that needs something still loading calls `loaded_or_waiting(name)`: while
+# the load runs the page shows a short "Loading ..." note and stops there (the sidebar and the rest
+# of the app stay usable), and it reruns itself when the load is done.
+#
+# `load_in_background(name, load)` starts any other load the same way (TensorFlow for the gradient
+# pages, say), once per process. With `FASHION_STUDIO_BACKGROUND_LOADS=0` (the tests set it, so that
+# an AppTest's first run shows the page, not the note) nothing loads in the background: every page
+# loads what it needs itself, as it did before.
+
+BACKGROUND_LOADS_ENV = "FASHION_STUDIO_BACKGROUND_LOADS"
+LOAD_CHECK_EVERY_S = 0.5
+LOAD_MESSAGES = {
+    "model": "Loading the model...",
+    "dataset": "Loading Fashion-MNIST...",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _loader() -> tuple[ThreadPoolExecutor, dict[str, Future]]:
+    # One worker: loads run one after another, so they don't fight over the cores with each other.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fashion-studio-load"), {}
+
+
+def load_in_background(name: str, load: Callable[[], object]) -> Future | None:
+    """Starts `load()` in the background thread unless a load called `name` was started before.
+
+    Returns:
+        The load's future (its result, or the exception it raised); `None` when background loads
+        are off (`FASHION_STUDIO_BACKGROUND_LOADS=0`): the page then loads what it needs itself.
+    """
+    if os.environ.get(BACKGROUND_LOADS_ENV, "1") == "0":
+        return None
+    executor, futures = _loader()
+    if name not in futures:
+        futures[name] = executor.submit(_then_freeze, load)
+    return futures[name]
+
+
+def _then_freeze(load: Callable[[], object]) -> object:
+    result = load()
+    freeze_long_lived_objects(force=True)  # what was loaded lives as long as the process
+    return result
+
+
+def background_load(name: str) -> Future | None:
+    """The future of the load called `name`, or `None` if none was started in this process."""
+    return _loader()[1].get(name)
+
+
+def start_warmup() -> None:
+    """Starts loading the default model, then the dataset, once per process (cheap on later runs)."""
+    load_in_background("model", lambda: load_model(DEFAULT_MODEL_NAME))
+    load_in_background("dataset", dataset)
+
+
+def loaded_or_waiting(name: str, message: str | None = None) -> bool:
+    """Whether the background load `name` is over (or was never started); if not, shows that it is loading.
+
+    A page calls it before what needs the load and stops when it returns `False`. The note reruns
+    the page by itself once the load is over. A load that failed counts as over: the page then
+    loads the usual way and shows the error it gets.
+    """
+    future = background_load(name)
+    if future is None or future.done():
+        return True
+    _waiting_note(name, message or LOAD_MESSAGES.get(name, f"Loading {name}..."))
+    return False
+
+
+@st.fragment(run_every=LOAD_CHECK_EVERY_S)
+def _waiting_note(name: str, message: str) -> None:
+    if background_load(name).done():
+        st.rerun()  # the whole page, now that what it needs is there
+    st.info(message, icon=":material/hourglass_top:")

@@ -27,9 +27,9 @@ from pages.common import (
     current_model,
     dataset,
     dataset_or_message,
+    loaded_or_waiting,
     test_evaluation,
 )
-from pages.warmup import loaded_or_waiting
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRADCAM_PAGE = "pages/gradcam.py"

@@ -21,9 +21,9 @@ from pages.common import (
     as_display_image,
     current_model,
     dataset_or_message,
+    loaded_or_waiting,
     test_evaluation,
 )
-from pages.warmup import loaded_or_waiting
 
 SOURCE_KEY = "gradcam_source"
 SPLIT_KEY = "gradcam_split"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from fashion_core.charts import probability_bar_chart
 from fashion_core.data import CLASS_NAMES
 from fashion_core.inference import Predictor
 from fashion_core.photo_quality import prediction_warnings
+from fashion_core.photostore import DuplicatePhotoError, PhotoStoreError, Source
 from fashion_core.preprocess import (
     PHOTO_TIPS,
     ImageError,
@@ -32,8 +33,16 @@ from fashion_core.preprocess import (
     drawing_to_fashion_mnist,
     photo_steps,
 )
-from pages.common import LAST_INPUT_KEY, LoadedModel, app_page, as_display_image, current_model, escape_markdown
-from pages.warmup import loaded_or_waiting
+from pages.common import (
+    LAST_INPUT_KEY,
+    LoadedModel,
+    app_page,
+    as_display_image,
+    current_model,
+    escape_markdown,
+    loaded_or_waiting,
+    photo_store,
+)
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_SIZE = 196  # on-screen side of the 28x28 images, in pixels (7 per model pixel)
@@ -43,6 +52,8 @@ DRAWING_TOOLS = {"Brush": "freedraw", "Filled polygon": "polygon", "Line": "line
 INPUT_TAB_KEY = "predict_input_tab"  # the open tab's label
 # {tab: digest of the input it showed last}: only a new input replaces the one handed to the Grad-CAM page.
 SEEN_DIGESTS_KEY = "predict_seen_digests"
+# {photo digest: (kind, text)}: what saving each photo to the photo store gave, shown while the photo is.
+SAVED_PHOTOS_KEY = "predict_saved_photos"
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class Classified:
     probabilities: np.ndarray  # float32 (10,)
     conversion: PhotoConversion | None  # None for drawings
     digest: str
+    photo: bytes | None = field(default=None, repr=False)  # the file as uploaded; None for drawings
 
     @property
     def top_class(self) -> int:
@@ -104,7 +116,7 @@ def classify_uploads(files: list, loaded: LoadedModel) -> tuple[list[Classified]
             continue
         digest = digest_of(data)
         probabilities = input_probabilities(digest, model_key, loaded.predictor, conversion.image)
-        results.append(Classified(file.name, conversion.image, probabilities, conversion, digest))
+        results.append(Classified(file.name, conversion.image, probabilities, conversion, digest, photo=data))
     return results, errors
 
 
@@ -122,10 +134,11 @@ def explanation_heatmap(model, image: np.ndarray, class_index: int) -> tuple[np.
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def input_explanation(
-    digest: str, model_key: str, class_index: int, _model, _image: np.ndarray
+    digest: str, model_key: str, class_index: int, _loaded: LoadedModel, _image: np.ndarray
 ) -> tuple[np.ndarray, str]:
-    """`explanation_heatmap` of the input with content `digest`, computed once per model and class."""
-    return explanation_heatmap(_model, _image, class_index)
+    """`explanation_heatmap` of the input with content `digest`, computed once per model and class
+    (a cached one never reads `loaded.model`, which may import TensorFlow)."""
+    return explanation_heatmap(_loaded.model, _image, class_index)
 
 
 def remember_input(result: Classified, source: str) -> None:
@@ -168,6 +181,8 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
         for warning in result.warnings:
             st.warning(warning, icon=":material/help:")
         st.plotly_chart(probability_bar_chart(result.probabilities), key=f"{key}_chart")
+        if result.photo is not None:
+            photo_feedback(result, loaded, key)
     show_explanation(result, loaded)
     if result.conversion is not None:
         with st.expander("How the photo became a 28x28 image"):
@@ -177,10 +192,72 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
                 column.image(picture, caption=name)
 
 
-def show_explanation(result: Classified, loaded: LoadedModel) -> None:
-    heatmap, method = input_explanation(
-        result.digest, model_cache_key(loaded), result.top_class, loaded.model, result.image
+def true_class_ui(result: Classified, key: str) -> int | None:
+    """The class the user says the photo shows: the answer confirmed, or another picked; `None` until they say."""
+    widget_key = f"{key}_right_{result.digest[:16]}"
+    verdict = st.radio(
+        "Right?", ["Yes", "No"], index=None, horizontal=True, key=widget_key, help="Is the predicted class right?"
     )
+    if verdict is None:
+        return None
+    if verdict == "Yes":
+        return result.top_class
+    return st.selectbox(
+        "The right class",
+        [index for index in range(len(CLASS_NAMES)) if index != result.top_class],
+        index=None,
+        format_func=CLASS_NAMES.__getitem__,
+        placeholder="Pick the class the photo shows",
+        key=f"{key}_true_class_{result.digest[:16]}",
+    )
+
+
+def save_photo(result: Classified, loaded: LoadedModel, label: int, key: str) -> tuple[str, str]:
+    """Stores the photo with the class the user gave; returns the `(kind, text)` to show."""
+    store = photo_store()
+    if store is None:
+        return "error", "The photo was not saved: the photo store cannot be opened (see above)."
+    try:
+        record = store.add(
+            result.photo,
+            label,
+            source=Source.CAMERA if key == "camera" else Source.UPLOAD,
+            image=result.image,
+            probabilities=result.probabilities,
+            model_name=loaded.name,
+            origin=result.name,
+        )
+    except DuplicatePhotoError as error:
+        existing = error.existing
+        return "info", f"This photo is already in the photo store, as photo #{existing.id} ({existing.label_name})."
+    except PhotoStoreError as error:
+        return "error", f"The photo was not saved. {escape_markdown(error)}"
+    return "success", f"Saved as photo #{record.id}: {record.label_name}, in the {record.split} split."
+
+
+def photo_feedback(result: Classified, loaded: LoadedModel, key: str) -> None:
+    """Asks "Right?" under an answer: the user confirms it or picks the right class, and may save the photo."""
+    with st.container(border=True, key=f"{key}_feedback"):
+        label = true_class_ui(result, key)
+        saved = st.session_state.setdefault(SAVED_PHOTOS_KEY, {}).get(result.digest)
+        if saved is None:
+            st.caption(
+                "**Save to the photo store** keeps this photo, the 28x28 image the model saw, the class you gave and "
+                "the model's answer in the app's photo store, for as long as the store is kept; everyone using this "
+                "app can see it on the Photos page, and it may be used to train and test models. Nothing is kept "
+                "unless you save."
+            )
+            if st.button("Save to the photo store", key=f"{key}_save", disabled=label is None, icon=":material/save:"):
+                saved = save_photo(result, loaded, label, key)
+                if saved[0] != "error":  # a failed save can be tried again
+                    st.session_state[SAVED_PHOTOS_KEY][result.digest] = saved
+        if saved is not None:
+            kind, text = saved
+            {"success": st.success, "info": st.info, "error": st.error}[kind](text)
+
+
+def show_explanation(result: Classified, loaded: LoadedModel) -> None:
+    heatmap, method = input_explanation(result.digest, model_cache_key(loaded), result.top_class, loaded, result.image)
     st.markdown(f"**Why {CLASS_NAMES[result.top_class]}?** {method}: red marks what raised the score most.")
     columns = st.columns(2)
     columns[0].image(explain.overlay(result.image, heatmap, size=DISPLAY_SIZE), caption="On the model's image")
@@ -308,7 +385,7 @@ def camera_tab(loaded: LoadedModel) -> None:
         return
     digest = digest_of(data)
     probabilities = input_probabilities(digest, model_cache_key(loaded), loaded.predictor, conversion.image)
-    result = Classified("camera photo", conversion.image, probabilities, conversion, digest)
+    result = Classified("camera photo", conversion.image, probabilities, conversion, digest, photo=data)
     show_result(result, loaded, key="camera")
 
 

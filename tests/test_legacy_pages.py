@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from streamlit.runtime.pages_manager import PagesManager
-from streamlit.testing.v1 import AppTest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAGE_FILES = sorted(path for path in (REPO_ROOT / "pages").glob("*.py") if path.name != "common.py")
@@ -24,20 +23,11 @@ def test_streamlit_still_detects_the_pages_folder_so_the_workaround_is_needed(fr
     """Test that a new server still takes `pages/` for a legacy multipage app.
 
     When this fails, Streamlit no longer looks for `pages/`: delete `legacy_pages_run` and the
-    `app_page` decorator's rerun in `pages/common.py`, and this test.
+    `app_page` decorator's rerun in `pages/common.py`, and this test. The browser tests in
+    `tests/e2e/test_e2e_deep_link.py` check what the workaround does on a fresh server.
     """
     PagesManager(str(REPO_ROOT / "streamlit_app.py"))
     assert PagesManager.uses_pages_directory is True
-
-
-def test_a_page_run_alone_in_legacy_mode_reruns_through_the_entry(fresh_pages_manager_state):
-    """Test that a page file run alone turns the legacy mode off and shows the page after one rerun."""
-    PagesManager.uses_pages_directory = True
-    app = AppTest.from_file(str(REPO_ROOT / "pages" / "models.py"), default_timeout=60)
-    app.run()
-    assert not app.exception
-    assert PagesManager.uses_pages_directory is False
-    assert app.title[0].value == "Models"
 
 
 @pytest.mark.parametrize("path", PAGE_FILES, ids=lambda path: path.name)

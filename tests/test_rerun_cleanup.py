@@ -7,7 +7,7 @@ import pytest
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
-from pages import rerun_cleanup
+from pages import common as rerun_cleanup
 from tests.conftest import REPO_ROOT
 
 STREAMLITS_OWN_CLEANUP = script_runner._clean_problem_modules

@@ -101,8 +101,8 @@ def test_clean_epochs_follow_on_without_augmentation_layers(fashion_data):
     assert [log["epoch"] for log in result.history] == [1, 2, 3]
     assert result.epochs_run == 3 and not result.stopped_early
     progress = recorder.snapshot()
-    assert progress["steps_done"] == 3 * 8 and progress["progress"] == 1.0  # one run: 8 steps an epoch, counted on
-    assert progress["learning_rate"] < 1e-4  # the clean phase's rate, decayed from a tenth of the peak
+    assert progress.steps_done == 3 * 8 and progress.fraction_done == 1.0  # one run: 8 steps an epoch, counted on
+    assert progress.learning_rate < 1e-4  # the clean phase's rate, decayed from a tenth of the peak
     assert not [layer.name for layer in result.model.layers if layer.name.startswith("random_")]
     assert result.best_epoch == 1 + int(np.argmax([log["val_accuracy"] for log in result.history]))
     metadata = result.metadata()
@@ -195,7 +195,7 @@ def test_a_stop_request_ends_the_run_after_the_current_batch(fashion_data):
     result = train(
         config, data=fashion_data, stop_event=stop_event, callbacks=[StopDuringTheThirdBatch()], recorder=recorder
     )
-    assert recorder.snapshot()["steps_done"] == 3
+    assert recorder.snapshot().steps_done == 3
     assert result.stopped_early
     assert result.evaluation.confusion_matrix.sum() == 10000
 

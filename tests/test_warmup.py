@@ -5,7 +5,7 @@ import threading
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages import warmup
+from pages import common as warmup
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_without_background_loads_nothing_starts_and_pages_never_wait(monkeypatc
 def gated_page():
     import streamlit as st
 
-    from pages.warmup import loaded_or_waiting
+    from pages.common import loaded_or_waiting
 
     if loaded_or_waiting("test-gate", "Loading the test load..."):
         st.write("ready")

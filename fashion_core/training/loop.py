@@ -298,7 +298,7 @@ def train(
     training_seconds = time.perf_counter() - started
 
     evaluation = evaluate_model(model, data.test_images, data.test_labels)
-    history = recorder.snapshot()["epoch_logs"]
+    history = list(recorder.snapshot().epoch_logs)
     extra = {}
     if len(val_labels):
         extra["validation_accuracy"] = round(evaluate_model(model, val_images, val_labels).accuracy, 6)
