@@ -40,9 +40,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PHOTOS_DIR = REPO_ROOT.parent / "shared" / "realphotos-dev"
 PHOTOS_IN_A_ROW = 6
 SESSIONS, UPLOADS_PER_SESSION = 8, 3
-BUDGET_S = 540  # the whole benchmark; a part that would start after it is skipped and says so
-PAGE_TIMEOUT_MS = 120_000
-UPLOAD_TIMEOUT_MS = 60_000  # an answer later than this counts as a lost upload
+BUDGET_S = 570  # the whole benchmark; a part that would start after it is skipped and says so
+PAGE_TIMEOUT_MS = 60_000
+UPLOAD_TIMEOUT_MS = 30_000  # an answer later than this counts as a lost upload
 TRAIN_TIMEOUT_S = 240
 
 # Records each change of Streamlit's run state ("running", "notRunning") with its time.
@@ -178,22 +178,28 @@ RUN_SINCE = "(since) => (window.__runs || []).some(([state, at]) => at >= since)
 CLICK_RETRIES = []  # (link, seconds) of every click that started no run and was made again
 
 
-async def click_page(page, href: str) -> float:
-    """Opens a page from the sidebar; seconds from the first click until it is ready.
+async def click_until_run(page, target, name: str) -> tuple[float, float]:
+    """Clicks `target` until a run starts; returns `(since, started)` of the click that started it.
 
-    A click that starts no run within 5 s (seen now and then under load) is made again, counted
-    from the first click, and noted in `CLICK_RETRIES`.
+    A click that starts no run within 5 s (seen now and then in headless Chromium under load, on
+    sidebar links and the uploader's Remove button alike) is made again and noted in
+    `CLICK_RETRIES`; the time is counted from the click that worked.
     """
-    since = await now(page)
-    started = time.perf_counter()
-    link = page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]')
     for _ in range(3):
-        await link.click()
+        since, started = await now(page), time.perf_counter()
+        await target.click()
         try:
             await page.wait_for_function(RUN_SINCE, arg=since, timeout=5_000, polling=50)
-            break
+            return since, started
         except Exception:
-            CLICK_RETRIES.append((href, round(time.perf_counter() - started, 1)))
+            CLICK_RETRIES.append(name)
+    raise TimeoutError(f"Three clicks on {name} started no run")
+
+
+async def click_page(page, href: str) -> float:
+    """Opens a page from the sidebar; seconds from the click until it is ready."""
+    link = page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]')
+    since, started = await click_until_run(page, link, href.rsplit("/", 1)[-1] or "home")
     await wait_until_ready(page, since)
     return round(time.perf_counter() - started, 2)
 
@@ -207,8 +213,7 @@ async def upload_and_wait(page, photo: Path) -> float:
     await wait_until_ready(page, since, UPLOAD_TIMEOUT_MS)
     await page.wait_for_function(ANSWER, timeout=UPLOAD_TIMEOUT_MS, polling=50)
     seconds = time.perf_counter() - started
-    since = await now(page)
-    await uploader.locator('button[aria-label^="Remove"]').first.click()
+    since, _ = await click_until_run(page, uploader.locator('button[aria-label^="Remove"]').first, "Remove")
     await wait_until_ready(page, since)
     return round(seconds, 2)
 
@@ -239,23 +244,27 @@ async def measure_pages(browser, url: str, launched_at: float, pid: int, results
     memory = results["memory"] = {"rss_mb_after_start": resident_mb(pid)}
     memory["tensorflow_loaded_after_start"] = tensorflow_loaded(pid)
     links = await sidebar_pages(page)
-    for key, titles in (("page_first_open_s", [title for title in links if title != "Home"]), ("page_again_s", links)):
-        results[key] = {}
-        for title in titles:
-            results["step"] = f"{key}: {title}"
-            results[key][title] = await click_page(page, links[title])
-        memory.setdefault("tensorflow_loaded_after_visiting_every_page", tensorflow_loaded(pid))
-    results["step"] = "uploads in a row"
-    await click_page(page, links["Predict"])
+    # Predict first, with the photos: what TensorFlow and memory look like after a first visitor's answers.
+    results["step"] = "page_first_open_s: Predict"
+    results["page_first_open_s"] = {"Predict": await click_page(page, links["Predict"])}
     memory["tensorflow_loaded_before_first_prediction"] = tensorflow_loaded(pid)
+    results["step"] = "uploads in a row"
     uploads = []
     for photo in dev_photos()[:PHOTOS_IN_A_ROW]:
         uploads.append(await upload_and_wait(page, photo))
         memory.setdefault("rss_mb_after_first_prediction", resident_mb(pid))
         results["upload_to_answer"] = {**summary(uploads), "seconds": uploads}
     memory["rss_mb_after_first_predictions"] = resident_mb(pid)
+    memory["tensorflow_loaded_after_predictions"] = tensorflow_loaded(pid)
+    others = [title for title in links if title not in ("Home", "Predict")]
+    for key, titles in (("page_first_open_s", others), ("page_again_s", list(links))):
+        results.setdefault(key, {})
+        for title in titles:
+            results["step"] = f"{key}: {title}"
+            results[key][title] = await click_page(page, links[title])
+        memory.setdefault("tensorflow_loaded_after_visiting_every_page", tensorflow_loaded(pid))
     results["exceptions"] = await exception_count(page)
-    results["navigation_clicks_made_again"] = list(CLICK_RETRIES)
+    results["clicks_made_again"] = list(CLICK_RETRIES)
     del results["step"]
     await page.close()
 
@@ -375,8 +384,8 @@ async def measure_one_server(playwright, cpus: str | None, deadline: float) -> d
             with streamlit_server(models_dir, cpus) as (process, url, launched_at):
                 pages = await recorded(measure_pages(browser, url, launched_at, process.pid, results))
                 results.update({"pages_error": pages["error"]} if pages else {})
-                if time.monotonic() < deadline:
-                    results["eight_sessions"] = await recorded(measure_sessions(browser, url))
+                results["eight_sessions"] = await recorded(measure_sessions(browser, url))
+                results["train_in_browser"] = {"skipped": "over the benchmark's time budget"}
                 if time.monotonic() < deadline:
                     results["train_in_browser"] = await recorded(measure_training_in_browser(browser, url, process.pid))
             if time.monotonic() < deadline and "images_per_second_first_epoch" in results.get("train_in_browser", {}):

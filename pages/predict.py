@@ -23,7 +23,6 @@ from streamlit_drawable_canvas import st_canvas
 from fashion_core import explain
 from fashion_core.charts import probability_bar_chart
 from fashion_core.data import CLASS_NAMES
-from fashion_core.inference import Predictor
 from fashion_core.photo_quality import prediction_warnings
 from fashion_core.photostore import DuplicatePhotoError, PhotoStoreError, Source
 from fashion_core.preprocess import (
@@ -97,7 +96,7 @@ def model_cache_key(loaded: LoadedModel) -> str:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def input_probabilities(digest: str, model_key: str, _predictor: Predictor, _image: np.ndarray) -> np.ndarray:
+def input_probabilities(digest: str, model_key: str, _predictor, _image: np.ndarray) -> np.ndarray:
     """The `(10,)` probabilities of the input with content `digest`, computed once per model."""
     return _predictor.predict_one(_image)
 
