@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import re
+import sys
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +23,7 @@ import streamlit as st
 from streamlit.connections import BaseConnection
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from fashion_core.artifacts import file_sha256, stored_test_evaluation, write_test_probabilities
@@ -375,3 +379,164 @@ def photo_evaluation(loaded: LoadedModel, store: PhotoStore) -> EvaluationReport
 def known_photo_accuracy(entry: ModelEntry, store: PhotoStore, fingerprint: str) -> float | None:
     """A model's accuracy on the store's val photos if it was evaluated on this very set; else `None`."""
     return _photo_accuracies().get(_photo_key(entry, store, fingerprint))
+
+
+# ---------------------------------------------------------------------------------------------------
+# After every script run: what Streamlit does then, made cheap for an app that keeps TensorFlow loaded.
+#
+# After every run of every session (full runs and fragment runs alike), Streamlit 1.67's script
+# runner calls `_clean_problem_modules()` (`streamlit/runtime/scriptrunner/script_runner.py`). Once
+# `keras` is in `sys.modules` that calls `keras.backend.clear_session()`, which
+#
+# - resets Keras' global state, also under a training job running in a background thread;
+# - empties TensorFlow's kernel cache, so the next prediction and Grad-CAM take about 160 ms instead
+#   of 7 ms (measured on the shipped model, 2-core machine);
+# - runs a full `gc.collect()`: about 200 ms with TensorFlow's 350,000 objects in the heap.
+#
+# Streamlit does it for scripts that build a new Keras model on every rerun. This app never does: its
+# models are loaded once per process (`st.cache_resource`) and trained in a background job, so the
+# call only costs time, about 0.4 s of CPU per rerun, and with eight sessions at once or the Train
+# page's live refresh it is most of what the server does. Streamlit has no option to skip it (its
+# only related setting, `runner.postScriptGC`, is the separate `gc.collect(2)` below), so
+# `install_rerun_cleanup()` replaces that one module-level function with `clean_after_script_run`,
+# which keeps the rest of Streamlit's cleanup (closing Matplotlib figures) and leaves Keras alone.
+# The runner looks the function up by name after every run, so the replacement takes effect from the
+# first run on. `tests/test_rerun_cleanup.py` fails if a rerun calls `clear_session()` again (a new
+# Streamlit that renames the function, say).
+#
+# Streamlit also runs `gc.collect(2)` after every run (`runner.postScriptGC`, on by default, so that
+# apps don't grow between runs). A full collection scans every tracked object, TensorFlow's included:
+# about 200 ms per run. `clean_after_script_run` therefore moves the objects of newly imported
+# libraries into the permanent generation (`gc.freeze()`, after a collection) once an import has
+# brought in many modules, so Streamlit's collection keeps freeing what the runs leave behind but no
+# longer walks TensorFlow's heap.
+
+# `gc.freeze()` again once this many modules have been imported since the last freeze: TensorFlow
+# and Keras bring about 3,000, a page's own imports a few dozen.
+MODULES_BEFORE_FREEZE = 300
+
+_modules_at_last_freeze = 0
+
+
+def freeze_long_lived_objects(force: bool = False) -> bool:
+    """Moves the heap into the permanent GC generation if many modules were imported since last time.
+
+    Args:
+        force: freeze even without new imports (after loading a model, say). Defaults to `False`.
+
+    Returns:
+        Whether it froze (after a full collection, so no garbage is frozen with the libraries).
+    """
+    global _modules_at_last_freeze
+    if not force and len(sys.modules) - _modules_at_last_freeze < MODULES_BEFORE_FREEZE:
+        return False
+    gc.collect()
+    gc.freeze()
+    _modules_at_last_freeze = len(sys.modules)
+    return True
+
+
+def clean_after_script_run() -> None:
+    """Streamlit's post-run cleanup without `keras.backend.clear_session()` (see the comment above)."""
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+    freeze_long_lived_objects()
+
+
+def install_rerun_cleanup() -> None:
+    """Makes Streamlit's script runner call `clean_after_script_run` after each run (idempotent).
+
+    Raises:
+        RuntimeError: when this Streamlit's script runner has no `_clean_problem_modules` to replace
+            (the pinned version has it; a new one must be checked by hand before the pin moves).
+    """
+    if not hasattr(script_runner, "_clean_problem_modules"):
+        raise RuntimeError(
+            "Streamlit's script runner no longer has `_clean_problem_modules`: check whether it still clears "
+            "the Keras session after every run before upgrading (see install_rerun_cleanup in pages/common.py). "
+            f"Received: streamlit {sys.modules['streamlit'].__version__}"
+        )
+    script_runner._clean_problem_modules = clean_after_script_run
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading in the background: what the first visitors need is loading while they read the Home page.
+#
+# Streamlit runs nothing until a first browser connects, and each session's script blocks while a
+# cached resource loads. So the entry script calls `start_warmup()` on every run; once per process
+# it starts one background thread that loads the default model and then the dataset, through the
+# same cached loaders the pages use, so a page that asks for them later gets them
+# from the cache. A page that needs something still loading calls `loaded_or_waiting(name)`: while
+# the load runs the page shows a short "Loading ..." note and stops there (the sidebar and the rest
+# of the app stay usable), and it reruns itself when the load is done.
+#
+# `load_in_background(name, load)` starts any other load the same way (TensorFlow for the gradient
+# pages, say), once per process. With `FASHION_STUDIO_BACKGROUND_LOADS=0` (the tests set it, so that
+# an AppTest's first run shows the page, not the note) nothing loads in the background: every page
+# loads what it needs itself, as it did before.
+
+BACKGROUND_LOADS_ENV = "FASHION_STUDIO_BACKGROUND_LOADS"
+LOAD_CHECK_EVERY_S = 0.5
+LOAD_MESSAGES = {
+    "model": "Loading the model...",
+    "dataset": "Loading Fashion-MNIST...",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _loader() -> tuple[ThreadPoolExecutor, dict[str, Future]]:
+    # One worker: loads run one after another, so they don't fight over the cores with each other.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fashion-studio-load"), {}
+
+
+def load_in_background(name: str, load: Callable[[], object]) -> Future | None:
+    """Starts `load()` in the background thread unless a load called `name` was started before.
+
+    Returns:
+        The load's future (its result, or the exception it raised); `None` when background loads
+        are off (`FASHION_STUDIO_BACKGROUND_LOADS=0`): the page then loads what it needs itself.
+    """
+    if os.environ.get(BACKGROUND_LOADS_ENV, "1") == "0":
+        return None
+    executor, futures = _loader()
+    if name not in futures:
+        futures[name] = executor.submit(_then_freeze, load)
+    return futures[name]
+
+
+def _then_freeze(load: Callable[[], object]) -> object:
+    result = load()
+    freeze_long_lived_objects(force=True)  # what was loaded lives as long as the process
+    return result
+
+
+def background_load(name: str) -> Future | None:
+    """The future of the load called `name`, or `None` if none was started in this process."""
+    return _loader()[1].get(name)
+
+
+def start_warmup() -> None:
+    """Starts loading the default model, then the dataset, once per process (cheap on later runs)."""
+    load_in_background("model", lambda: load_model(DEFAULT_MODEL_NAME))
+    load_in_background("dataset", dataset)
+
+
+def loaded_or_waiting(name: str, message: str | None = None) -> bool:
+    """Whether the background load `name` is over (or was never started); if not, shows that it is loading.
+
+    A page calls it before what needs the load and stops when it returns `False`. The note reruns
+    the page by itself once the load is over. A load that failed counts as over: the page then
+    loads the usual way and shows the error it gets.
+    """
+    future = background_load(name)
+    if future is None or future.done():
+        return True
+    _waiting_note(name, message or LOAD_MESSAGES.get(name, f"Loading {name}..."))
+    return False
+
+
+@st.fragment(run_every=LOAD_CHECK_EVERY_S)
+def _waiting_note(name: str, message: str) -> None:
+    if background_load(name).done():
+        st.rerun()  # the whole page, now that what it needs is there
+    st.info(message, icon=":material/hourglass_top:")

@@ -27,6 +27,7 @@ from pages.common import (
     current_model,
     dataset,
     dataset_or_message,
+    loaded_or_waiting,
     test_evaluation,
 )
 
@@ -427,6 +428,8 @@ def explore_tabs(data: FashionMNIST, view: View, loaded: LoadedModel | None) -> 
 def dataset_page() -> None:
     st.title("Dataset")
     st.caption("The 70000 Fashion-MNIST images the model learns from (60000) and is tested on (10000).")
+    if not (loaded_or_waiting("dataset") and loaded_or_waiting("model")):
+        return
     data = dataset_or_message()
     if data is None:
         return

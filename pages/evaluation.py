@@ -21,6 +21,7 @@ from pages.common import (
     current_model,
     dataset_or_message,
     escape_markdown,
+    loaded_or_waiting,
     photo_evaluation,
     photo_store,
     test_evaluation,
@@ -300,6 +301,8 @@ def draw_thumbnail(column, index: int, thumbnail: np.ndarray, report: Evaluation
 def evaluation_page() -> None:
     st.title("Evaluation")
     st.write("How the chosen model does on the 10000 test images it never trained on, and where it goes wrong.")
+    if not (loaded_or_waiting("model") and loaded_or_waiting("dataset")):
+        return
     loaded = current_model()
     if loaded is None:
         return

@@ -23,6 +23,7 @@ from pages.common import (
     as_display_image,
     current_model,
     dataset_or_message,
+    loaded_or_waiting,
     test_evaluation,
 )
 
@@ -342,6 +343,8 @@ def gradcam_page() -> None:
         "Which pixels made the model choose a class? Pick an image, a method and a class; warm colours mark "
         "what raised that class's score."
     )
+    if not (loaded_or_waiting("model") and loaded_or_waiting("dataset")):
+        return
     loaded = current_model()
     if loaded is None:
         return

@@ -1,4 +1,11 @@
-"""Predict: classify a photo (uploaded or from the camera) or a drawing, and see why the model decided."""
+"""Predict: classify a photo (uploaded or from the camera) or a drawing, and see why the model decided.
+
+What each interaction runs: the tabs report which one is open (`st.tabs(on_change="rerun")`) and only
+the open tab classifies and draws (the closed Upload and Camera tabs keep their widget, so their files
+stay, and nothing else); every upload's conversion, probabilities, explanation and thumbnail are cached
+per file content and model, so a new upload computes only itself; picking another file's details
+reruns only that fragment, not the table.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,6 @@ from streamlit_drawable_canvas import st_canvas
 from fashion_core import explain
 from fashion_core.charts import probability_bar_chart
 from fashion_core.data import CLASS_NAMES
-from fashion_core.inference import Predictor
 from fashion_core.metadata import SelectiveAnswer
 from fashion_core.photo_quality import prediction_warnings
 from fashion_core.photostore import DuplicatePhotoError, PhotoStoreError, Source
@@ -34,6 +40,7 @@ from pages.common import (
     as_display_image,
     current_model,
     escape_markdown,
+    loaded_or_waiting,
     photo_store,
 )
 
@@ -42,6 +49,7 @@ DISPLAY_SIZE = 196  # on-screen side of the 28x28 images, in pixels (7 per model
 THUMBNAIL_SIZE = 64
 CANVAS_SIZE = 280
 DRAWING_TOOLS = {"Brush": "freedraw", "Filled polygon": "polygon", "Line": "line"}
+INPUT_TAB_KEY = "predict_input_tab"  # the open tab's label
 # {tab: digest of the input it showed last}: only a new input replaces the one handed to the Grad-CAM page.
 SEEN_DIGESTS_KEY = "predict_seen_digests"
 # {photo digest: (kind, text)}: what saving each photo to the photo store gave, shown while the photo is.
@@ -83,23 +91,32 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def classify_uploads(files: list, predictor: Predictor) -> tuple[list[Classified], list[tuple[str, str]]]:
-    """Converts and classifies uploads in one batch; returns the results and `(file name, error)` pairs."""
-    conversions, converted_files, errors = [], [], []
+def model_cache_key(loaded: LoadedModel) -> str:
+    """Names the model's weights in cache keys: its name and its file's modification time."""
+    return f"{loaded.name}@{loaded.entry.model_file.stat().st_mtime_ns}"
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def input_probabilities(digest: str, model_key: str, _predictor, _image: np.ndarray) -> np.ndarray:
+    """The `(10,)` probabilities of the input with content `digest`, computed once per model."""
+    return _predictor.predict_one(_image)
+
+
+def classify_uploads(files: list, loaded: LoadedModel) -> tuple[list[Classified], list[tuple[str, str]]]:
+    """Converts and classifies uploads, each once per content and model (a new upload leaves the others
+    alone); returns the results and `(file name, error)` pairs."""
+    results, errors = [], []
+    model_key = model_cache_key(loaded)
     for file in files:
         data = file.getvalue()
         try:
-            conversions.append((file.name, converted_photo(data), digest_of(data)))
-            converted_files.append(file)
+            conversion = converted_photo(data)
         except ImageError as error:
             errors.append((file.name, str(error)))
-    if not conversions:
-        return [], errors
-    probabilities = predictor.predict(np.stack([conversion.image for _, conversion, _ in conversions]))
-    results = [
-        Classified(name, conversion.image, row, conversion, digest, photo=file.getvalue())
-        for (name, conversion, digest), row, file in zip(conversions, probabilities, converted_files)
-    ]
+            continue
+        digest = digest_of(data)
+        probabilities = input_probabilities(digest, model_key, loaded.predictor, conversion.image)
+        results.append(Classified(file.name, conversion.image, probabilities, conversion, digest, photo=data))
     return results, errors
 
 
@@ -113,6 +130,14 @@ def unsure_message(probabilities: np.ndarray, selective: SelectiveAnswer | None)
         f"({probabilities[second]:.0%}). Below {selective.threshold:.0%} confidence this model does not answer: on "
         f"{selective.fitted_on}, the answers at or above it were right {selective.accuracy or 0:.0%} of the time."
     )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def input_explanation(
+    digest: str, model_key: str, class_index: int, _loaded: LoadedModel, _image: np.ndarray
+) -> np.ndarray:
+    """`explain.default_explanation` of the input with content `digest`, computed once per model and class."""
+    return explain.default_explanation(_loaded.predictor, _image, class_index)
 
 
 def remember_input(result: Classified, source: str) -> None:
@@ -233,7 +258,7 @@ def photo_feedback(result: Classified, loaded: LoadedModel, key: str) -> None:
 
 def show_explanation(result: Classified, loaded: LoadedModel) -> None:
     # Forward passes through the app's predictor only (LiteRT when the model has a checked export).
-    heatmap = explain.default_explanation(loaded.predictor, result.image, result.top_class)
+    heatmap = input_explanation(result.digest, model_cache_key(loaded), result.top_class, loaded, result.image)
     st.markdown(
         f"**Why {CLASS_NAMES[result.top_class]}?** Occlusion: red marks the pixels whose blacking-out lowered "
         "the score most."
@@ -246,8 +271,10 @@ def show_explanation(result: Classified, loaded: LoadedModel) -> None:
         columns[1].image(on_photo, caption="On the photo (the model saw only the boxed crop)")
 
 
-def thumbnail_data_uri(photo: np.ndarray) -> str:
-    image = Image.fromarray(photo)
+@st.cache_data(max_entries=256, show_spinner=False)
+def thumbnail_data_uri(digest: str, _photo: np.ndarray) -> str:
+    """A small PNG of the photo with content `digest`, as a data URI (made once per photo)."""
+    image = Image.fromarray(_photo)
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -258,7 +285,7 @@ def results_table(results: list[Classified], errors: list[tuple[str, str]]) -> p
     """One row per file: thumbnail, class, confidence and any warning or error."""
     rows = [
         {
-            "Photo": thumbnail_data_uri(result.conversion.original),
+            "Photo": thumbnail_data_uri(result.digest, result.conversion.original),
             "File": result.name,
             "Class": CLASS_NAMES[result.top_class],
             "Confidence": result.confidence,
@@ -311,24 +338,33 @@ def show_table(results: list[Classified], errors: list[tuple[str, str]]) -> None
 # The three inputs
 
 
-def upload_tab(loaded: LoadedModel) -> None:
-    files = st.file_uploader(
+def upload_widget() -> list:
+    return st.file_uploader(
         "Photos of clothing items",
         type=UPLOAD_TYPES,
         accept_multiple_files=True,
         key="predict_upload",
         help="One item per photo. Several files give a table you can download.",
     )
+
+
+def upload_tab(loaded: LoadedModel) -> None:
+    files = upload_widget()
     if not files:
         st.info("Upload one or more photos to classify them.", icon=":material/upload:")
         return
-    results, errors = classify_uploads(files, loaded.predictor)
+    results, errors = classify_uploads(files, loaded)
     for name, error in errors:
         st.error(f"**{escape_markdown(name)}**: {escape_markdown(error)}", icon=":material/broken_image:")
     if len(files) > 1 and results:
         show_table(results, errors)
-    if not results:
-        return
+    if results:
+        upload_details(results, loaded)
+
+
+@st.fragment
+def upload_details(results: list[Classified], loaded: LoadedModel) -> None:
+    """One upload's result; choosing another file reruns only this fragment (the table stays)."""
     chosen = results[0]
     if len(results) > 1:
         names = [result.name for result in results]
@@ -337,8 +373,12 @@ def upload_tab(loaded: LoadedModel) -> None:
     show_result(chosen, loaded, key="upload")
 
 
+def camera_widget():
+    return st.camera_input("Take a photo of one clothing item", key="predict_camera")
+
+
 def camera_tab(loaded: LoadedModel) -> None:
-    photo = st.camera_input("Take a photo of one clothing item", key="predict_camera")
+    photo = camera_widget()
     if photo is None:
         return
     data = photo.getvalue()
@@ -347,8 +387,9 @@ def camera_tab(loaded: LoadedModel) -> None:
     except ImageError as error:
         st.error(str(error), icon=":material/broken_image:")
         return
-    probabilities = loaded.predictor.predict_one(conversion.image)
-    result = Classified("camera photo", conversion.image, probabilities, conversion, digest_of(data), photo=data)
+    digest = digest_of(data)
+    probabilities = input_probabilities(digest, model_cache_key(loaded), loaded.predictor, conversion.image)
+    result = Classified("camera photo", conversion.image, probabilities, conversion, digest, photo=data)
     show_result(result, loaded, key="camera")
 
 
@@ -379,7 +420,8 @@ def draw_tab(loaded: LoadedModel) -> None:
         st.info(str(error), icon=":material/draw:")
         return
     digest = digest_of(image.tobytes())
-    show_result(Classified("drawing", image, loaded.predictor.predict_one(image), None, digest), loaded, key="drawing")
+    probabilities = input_probabilities(digest, model_cache_key(loaded), loaded.predictor, image)
+    show_result(Classified("drawing", image, probabilities, None, digest), loaded, key="drawing")
 
 
 def tips() -> None:
@@ -399,13 +441,31 @@ def predict_page() -> None:
         f"the ten Fashion-MNIST classes ({', '.join(CLASS_NAMES)}) and shows what it looked at."
     )
     tips()
+    if not loaded_or_waiting("model"):
+        return
     loaded = current_model()
     if loaded is not None:
-        upload, camera, draw = st.tabs(["Upload", "Camera", "Draw"])
-        with upload:
+        input_tabs(loaded)
+
+
+def input_tabs(loaded: LoadedModel) -> None:
+    """The three inputs; only the open tab's code runs (switching tabs reruns the page).
+
+    A closed Upload or Camera tab still draws its widget, which keeps its files; the canvas is drawn
+    only while Draw is open (its value, 280x280x4 pixels, is decoded on every run that draws it).
+    """
+    upload, camera, draw = st.tabs(["Upload", "Camera", "Draw"], key=INPUT_TAB_KEY, on_change="rerun")
+    with upload:
+        if upload.open:
             upload_tab(loaded)
-        with camera:
+        else:
+            upload_widget()
+    with camera:
+        if camera.open:
             camera_tab(loaded)
+        else:
+            camera_widget()
+    if draw.open:
         with draw:
             draw_tab(loaded)
 

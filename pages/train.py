@@ -29,7 +29,14 @@ from fashion_core.training.job import (
     TrainingJob,
 )
 from fashion_core.training.throughput import RunTimeEstimate, ThroughputLog, estimate_run_seconds
-from pages.common import app_page, dataset_or_message, registry, test_accuracy_metric, use_for_predictions
+from pages.common import (
+    app_page,
+    dataset_or_message,
+    loaded_or_waiting,
+    registry,
+    test_accuracy_metric,
+    use_for_predictions,
+)
 
 PRESET_KEY = "train_preset"
 FORM_VALUES_KEY = "train_form_values"  # the form's last values: widget state is dropped when the page is left
@@ -374,6 +381,8 @@ def train_page() -> None:
         "Choose the hyperparameters and start a run: it trains in the background on the server (one run at a time, "
         "shared by everyone), so you can leave this page and come back. Stop keeps the best epoch so far."
     )
+    if not loaded_or_waiting("dataset"):
+        return
     manager = job_manager()
     data = dataset_or_message()
     restore_form()

@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Pages load what they need when asked, so an AppTest's first run shows the page (see pages/common.py).
+os.environ.setdefault("FASHION_STUDIO_BACKGROUND_LOADS", "0")
 
 from pathlib import Path
 

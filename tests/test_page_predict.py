@@ -2,6 +2,7 @@
 
 import csv
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,16 +11,18 @@ import pytest
 import streamlit as st
 from PIL import Image
 
+from fashion_core import explain
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.inference import Predictor
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.preprocess import photo_steps
 from fashion_core.registry import ModelRegistry
-from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY
+from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY, load_model
 from tests.bad_images import upload_cases
 from tests.support import as_shown, image_urls, metrics, open_app
 
 PAGE = "pages/predict.py"
+INPUT_TAB_KEY = "predict_input_tab"
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
 # class_name in MANIFEST.tsv, in dataset class order
 MANIFEST_CLASS_NAMES = [
@@ -77,6 +80,8 @@ def test_the_page_explains_each_input_before_anything_is_given(app):
     assert not app.exception
     assert [tab.label for tab in app.tabs] == ["Upload", "Camera", "Draw"]
     assert "Upload one or more photos to classify them." in [info.value for info in app.info]
+    app.session_state[INPUT_TAB_KEY] = "Draw"
+    app.run()
     assert "Draw on the black canvas; the toolbar above it has undo and clear." in [info.value for info in app.info]
     assert app.expander[0].label == "What makes a photo work well"
 
@@ -171,6 +176,7 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
 def test_a_camera_photo_is_classified(app, shipped_predictor, dev_photo):
     """Test that a photo from the camera input gets a class and its own chart."""
     _, data = dev_photo("tshirt_top")
+    app.session_state[INPUT_TAB_KEY] = "Camera"
     app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     assert not app.exception
     predicted, confidence = expected_answer(shipped_predictor, data)
@@ -212,3 +218,60 @@ def test_below_the_models_threshold_the_page_says_unsure_with_the_top_two(app, p
         f"({probabilities[second]:.0%}). Below 100% confidence this model does not answer: on 12 photos, the answers "
         "at or above it were right 91% of the time."
     )
+
+
+# What a rerun computes: only the open tab's code, and only the new upload.
+
+
+def counted(monkeypatch, owner, name: str) -> list:
+    """Replaces `owner.name` with a wrapper that records each call and calls the original."""
+    calls, original = [], getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+def test_the_drawing_tab_runs_only_when_it_is_open(app, monkeypatch, dev_photo):
+    """Test that uploads never run the canvas (its 280x280 pixels are decoded on each run), and Draw does."""
+    # The component registers itself when imported inside a run: the page's first run has imported it.
+    canvas_calls = counted(monkeypatch, sys.modules["streamlit_drawable_canvas"], "st_canvas")
+    name, data = dev_photo("trouser")
+    app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
+    app.run()
+    assert not app.exception
+    assert canvas_calls == []
+    assert [metric.label for metric in app.metric] == ["Predicted class", "Confidence"]
+    app.session_state[INPUT_TAB_KEY] = "Draw"
+    app.run()
+    assert not app.exception
+    assert len(canvas_calls) == 1
+    assert [metric.label for metric in app.metric] == []  # the upload's answer is not computed either
+    app.session_state[INPUT_TAB_KEY] = "Upload"
+    app.run()
+    assert app.file_uploader(key="predict_upload").value[0].name == name  # the closed tab kept the file
+    assert [metric.label for metric in app.metric] == ["Predicted class", "Confidence"]
+
+
+def test_a_new_upload_computes_only_itself(app, monkeypatch, dev_photo):
+    """Test that adding a photo predicts and explains only that photo, and reruns reuse every result."""
+    st.cache_data.clear()  # earlier tests may have cached these photos' results
+    predictor = load_model("default").predictor
+    predictions = counted(monkeypatch, type(predictor), "predict_one")
+    explanations = counted(monkeypatch, explain, "default_explanation")
+    first, second = dev_photo("dress"), dev_photo("coat")
+    uploader = app.file_uploader(key="predict_upload")
+    uploader.set_value((*first, "image/jpeg")).run()
+    assert (len(predictions), len(explanations)) == (1, 1)
+    app.file_uploader(key="predict_upload").set_value([(*first, "image/jpeg"), (*second, "image/jpeg")]).run()
+    assert not app.exception
+    assert len(app.dataframe[0].value) == 2
+    assert (len(predictions), len(explanations)) == (2, 1)  # the second photo's probabilities; details show the first
+    app.selectbox(key="predict_detail_file").set_value(1).run()
+    app.selectbox(key="predict_detail_file").set_value(0).run()
+    app.run()
+    assert not app.exception
+    assert (len(predictions), len(explanations)) == (2, 2)  # the second's explanation, once

@@ -1,0 +1,421 @@
+"""Speed as a user meets it: a real `streamlit run`, Debian's Chromium, and the waits of issue 17.
+
+One run measures, on a fresh server each time, with every core and then pinned to one (`taskset -c 0`,
+the closest this machine gets to Community Cloud's fraction of a core):
+
+- cold start: `streamlit run` to a healthy server, and to the Home page's model card on screen;
+- each page of the sidebar opened the first time, then again (a click in the sidebar, as a user does,
+  until the run has ended, everything is drawn and no "Loading..." message is left);
+- upload to answer for real photos from `../shared/realphotos-dev`, added one after another, until
+  the run each starts has drawn the page ("Predicted class" and, from the second, the table);
+- eight browser sessions at once, three uploads each: median, p95, exceptions, lost uploads;
+- the server's resident memory after start, after the first prediction and during a training run,
+  and whether TensorFlow's library is mapped into it (`/proc/PID/maps`) before the first prediction;
+- the Train page's Quick preset watched live in the browser against the same preset on the command
+  line: images per second over the first epoch (tracing and validation included on both sides).
+
+The reference for the cold-start goal is a bare `python -c "import tensorflow"`, timed here too.
+Run: `python -m benchmarks --only browser` (writes `benchmarks/results.json`), or
+`python -m benchmarks.browser` to print the figures. Needs /usr/bin/chromium. About 6 to 9 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_health
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PHOTOS_DIR = REPO_ROOT.parent / "shared" / "realphotos-dev"
+PHOTOS_IN_A_ROW = 6
+SESSIONS, UPLOADS_PER_SESSION = 8, 3
+BUDGET_S = 570  # the whole benchmark; a part that would start after it is skipped and says so
+PAGE_TIMEOUT_MS = 60_000
+UPLOAD_TIMEOUT_MS = 30_000  # an answer later than this counts as a lost upload
+TRAIN_TIMEOUT_S = 240
+
+# Records each change of Streamlit's run state ("running", "notRunning") with its time.
+WATCH_RUNS = """() => {
+    if (window.__runs) return;
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__runs = [];
+    new MutationObserver(() => window.__runs.push([app.getAttribute('data-test-script-state'), performance.now()]))
+        .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+# A run has ended after `since` (a click during a run continues that run, so its start may be earlier),
+# everything is drawn, and nothing says it is still loading.
+READY = """(since) => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (!app || app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
+    if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+    if (!(window.__runs || []).some(([state, at]) => state === 'notRunning' && at >= since)) return false;
+    if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"], [data-testid="stSpinner"]'))
+        return false;
+    const main = document.querySelector('[data-testid="stMain"]');
+    return !/Loading (the model|TensorFlow)/i.test(main ? main.innerText : '');
+}"""
+ANSWER = """() => [...document.querySelectorAll('[data-testid="stMetric"]')].some((metric) =>
+    /^Predicted class/.test(metric.innerText) && !metric.closest('[data-stale="true"]'))"""
+PROGRESS = re.compile(r"Epoch (\d+) of (\d+), batch (\d+) of (\d+) · ([\d,]+) images/s")
+KERAS_EPOCH_LINE = re.compile(r"(\d+)/(\d+) - \d+s - (\d+)ms/step")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The server and what /proc says about it
+
+
+def server_command(port: int, cpus: str | None) -> list[str]:
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+               "--browser.gatherUsageStats", "false"]  # fmt: skip
+    return (["taskset", "-c", cpus] if cpus else []) + command
+
+
+@contextlib.contextmanager
+def streamlit_server(models_dir: str, cpus: str | None):
+    """A `streamlit run` on a free local port; yields `(process, url, launched_at)`. `taskset` execs the server."""
+    port = free_port()
+    env = {**os.environ, "FASHION_STUDIO_MODELS_DIR": models_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    launched_at = time.perf_counter()
+    process = subprocess.Popen(server_command(port, cpus), cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        yield process, f"http://127.0.0.1:{port}", launched_at
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def resident_mb(pid: int) -> float:
+    """The process's resident set size now, in MB (`VmRSS`)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"No VmRSS for process {pid}")
+
+
+def tensorflow_loaded(pid: int) -> bool:
+    """Whether TensorFlow's shared libraries are mapped into the process (it has imported TensorFlow)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "libtensorflow" in maps or "_pywrap_tensorflow" in maps
+
+
+def import_tensorflow_seconds() -> float:
+    """Wall time of a bare `python -c "import tensorflow"`: the reference for the cold-start goal."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, capture_output=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
+    return round(time.perf_counter() - started, 2)
+
+
+def dev_photos() -> list[Path]:
+    """The dev photos, one class after another (a stable order, so every run uploads the same files)."""
+    with open(PHOTOS_DIR / "MANIFEST.tsv", newline="") as manifest:
+        rows = list(csv.DictReader(manifest, delimiter="\t"))
+    by_class: dict[str, list[Path]] = {}
+    for row in rows:
+        by_class.setdefault(row["class_name"], []).append(PHOTOS_DIR / row["relative_path"])
+    photos = []
+    for position in range(max(len(paths) for paths in by_class.values())):
+        photos += [paths[position] for paths in by_class.values() if position < len(paths)]
+    return photos
+
+
+def summary(seconds: list[float]) -> dict:
+    ordered = sorted(seconds)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else None
+    return {
+        "median_s": round(statistics.median(ordered), 2) if ordered else None,
+        "p95_s": None if p95 is None else round(p95, 2),
+        "max_s": round(ordered[-1], 2) if ordered else None,
+        "count": len(ordered),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a user does in the browser
+
+
+async def now(page) -> float:
+    return await page.evaluate("() => performance.now()")
+
+
+async def wait_until_ready(page, since: float, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    await page.evaluate(WATCH_RUNS)
+    await page.wait_for_function(READY, arg=since, timeout=timeout_ms, polling=50)
+
+
+async def open_app(page, url: str) -> None:
+    """Opens the app and waits for its first run (the run-state watcher needs the app's root element)."""
+    await page.goto(url)
+    await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=PAGE_TIMEOUT_MS)
+    await page.evaluate(WATCH_RUNS)
+
+
+async def sidebar_pages(page) -> dict[str, str]:
+    """{title: link} of the sidebar's pages, in order (a link's text starts with its icon's name)."""
+    links = await page.locator('[data-testid="stSidebarNav"] a').evaluate_all(
+        "(links) => links.map((link) => [link.innerText.trim().split('\\n').pop().trim(), link.getAttribute('href')])"
+    )
+    return dict(links)
+
+
+RUN_SINCE = "(since) => (window.__runs || []).some(([state, at]) => at >= since)"
+CLICK_RETRIES = []  # (link, seconds) of every click that started no run and was made again
+
+
+async def click_until_run(page, target, name: str) -> tuple[float, float]:
+    """Clicks `target` until a run starts; returns `(since, started)` of the click that started it.
+
+    A click that starts no run within 5 s (seen now and then in headless Chromium under load, on
+    sidebar links and the uploader's Remove button alike) is made again and noted in
+    `CLICK_RETRIES`; the time is counted from the click that worked.
+    """
+    for _ in range(3):
+        since, started = await now(page), time.perf_counter()
+        await target.click()
+        try:
+            await page.wait_for_function(RUN_SINCE, arg=since, timeout=5_000, polling=50)
+            return since, started
+        except Exception:
+            CLICK_RETRIES.append(name)
+    raise TimeoutError(f"Three clicks on {name} started no run")
+
+
+async def click_page(page, href: str) -> float:
+    """Opens a page from the sidebar; seconds from the click until it is ready."""
+    link = page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]')
+    since, started = await click_until_run(page, link, href.rsplit("/", 1)[-1] or "home")
+    await wait_until_ready(page, since)
+    return round(time.perf_counter() - started, 2)
+
+
+async def upload_and_wait(page, photo: Path) -> float:
+    """Adds one photo to the Predict page's uploader; seconds until the run it starts has drawn the answer.
+
+    Photos pile up in the uploader as a user's would (the page then shows a table with a row per
+    photo); removing each first was tried, but its click is lost now and then under load.
+    """
+    uploader = page.locator('[data-testid="stMain"] [data-testid="stFileUploader"]').first
+    since = await now(page)
+    started = time.perf_counter()
+    await uploader.locator('input[type="file"]').set_input_files(str(photo))
+    await wait_until_ready(page, since, UPLOAD_TIMEOUT_MS)
+    await page.wait_for_function(ANSWER, timeout=UPLOAD_TIMEOUT_MS, polling=50)
+    return round(time.perf_counter() - started, 2)
+
+
+async def exception_count(page) -> int:
+    return await page.locator('[data-testid="stException"]').count()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The measurements
+
+
+async def measure_pages(browser, url: str, launched_at: float, pid: int, results: dict) -> None:
+    """Cold start to the Home card, every page first and again, photos one after another, memory.
+
+    Fills `results` as it goes, so a failure keeps what was measured before it (`step` says where).
+    """
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    results["step"] = "cold start"
+    wait_for_health(url)
+    healthy = time.perf_counter() - launched_at
+    await page.goto(url)
+    await page.get_by_text("Model in use").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    home_card = time.perf_counter() - launched_at
+    results["cold_start"] = {"to_health_s": round(healthy, 2), "to_home_card_s": round(home_card, 2)}
+    await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    await page.evaluate(WATCH_RUNS)
+    memory = results["memory"] = {"rss_mb_after_start": resident_mb(pid)}
+    memory["tensorflow_loaded_after_start"] = tensorflow_loaded(pid)
+    links = await sidebar_pages(page)
+    # Predict first, with the photos: what TensorFlow and memory look like after a first visitor's answers.
+    results["step"] = "page_first_open_s: Predict"
+    results["page_first_open_s"] = {"Predict": await click_page(page, links["Predict"])}
+    memory["tensorflow_loaded_before_first_prediction"] = tensorflow_loaded(pid)
+    results["step"] = "uploads in a row"
+    uploads = []
+    for photo in dev_photos()[:PHOTOS_IN_A_ROW]:
+        uploads.append(await upload_and_wait(page, photo))
+        memory.setdefault("rss_mb_after_first_prediction", resident_mb(pid))
+        results["upload_to_answer"] = {**summary(uploads), "seconds": uploads}
+    memory["rss_mb_after_first_predictions"] = resident_mb(pid)
+    memory["tensorflow_loaded_after_predictions"] = tensorflow_loaded(pid)
+    others = [title for title in links if title not in ("Home", "Predict")]
+    for key, titles in (("page_first_open_s", others), ("page_again_s", list(links))):
+        results.setdefault(key, {})
+        for title in titles:
+            results["step"] = f"{key}: {title}"
+            results[key][title] = await click_page(page, links[title])
+        memory.setdefault("tensorflow_loaded_after_visiting_every_page", tensorflow_loaded(pid))
+    results["exceptions"] = await exception_count(page)
+    results["clicks_made_again"] = list(CLICK_RETRIES)
+    del results["step"]
+    await page.close()
+
+
+async def one_session(browser, url: str, photos: list[Path], ready: list, start: asyncio.Event) -> dict:
+    """A user on the Predict page: says so in `ready` once the page is open, then uploads `photos` one
+    after another once `start` is set."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page_errors = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    seconds, lost, first_loss = [], 0, None
+    try:
+        await open_app(page, f"{url}/predict")
+    finally:
+        ready.append(url)
+    await start.wait()
+    for photo in photos:
+        try:
+            seconds.append(await upload_and_wait(page, photo))
+        except Exception as error:  # a timeout or a vanished element: the answer never came
+            lost += 1
+            first_loss = first_loss or f"{type(error).__name__}: {error}"[:300]
+    exceptions = await exception_count(page) + len(page_errors)
+    await context.close()
+    return {"seconds": seconds, "lost": lost, "exceptions": exceptions, "first_loss": first_loss}
+
+
+async def measure_sessions(browser, url: str) -> dict:
+    """Eight sessions open the Predict page, then all upload three photos each from the same moment."""
+    photos = dev_photos()
+    ready, start = [], asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            one_session(browser, url, photos[i * UPLOADS_PER_SESSION :][:UPLOADS_PER_SESSION], ready, start)
+        )
+        for i in range(SESSIONS)
+    ]
+    for _ in range(PAGE_TIMEOUT_MS // 1000):
+        if len(ready) == SESSIONS:
+            break
+        await asyncio.sleep(1)
+    started = time.perf_counter()
+    start.set()
+    sessions = await asyncio.gather(*tasks, return_exceptions=True)
+    failed = [session for session in sessions if isinstance(session, BaseException)]
+    sessions = [session for session in sessions if not isinstance(session, BaseException)]
+    seconds = [value for session in sessions for value in session["seconds"]]
+    return {
+        **summary(seconds),
+        "sessions": SESSIONS,
+        "uploads_per_session": UPLOADS_PER_SESSION,
+        "lost_uploads": sum(session["lost"] for session in sessions) + UPLOADS_PER_SESSION * len(failed),
+        "exceptions": sum(session["exceptions"] for session in sessions),
+        "sessions_failed": [repr(error)[:300] for error in failed],
+        "losses": [session["first_loss"] for session in sessions if session["first_loss"]],
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+async def measure_training_in_browser(browser, url: str, pid: int) -> dict:
+    """The Train page's Quick preset, watched live: images/s over its first epoch, RSS during the run."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await open_app(page, f"{url}/train")
+    await page.get_by_role("button", name="Start training").click(timeout=PAGE_TIMEOUT_MS)
+    readings, peak_rss = [], 0.0
+    deadline = time.monotonic() + TRAIN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        peak_rss = max(peak_rss, resident_mb(pid))
+        text = await page.locator('[data-testid="stMain"]').inner_text()
+        match = PROGRESS.search(text)
+        if match:
+            readings.append((int(match[1]), int(match[3]), float(match[5].replace(",", ""))))
+            if int(match[1]) >= 2:
+                break
+        await asyncio.sleep(0.25)
+    with contextlib.suppress(Exception):
+        await page.get_by_role("button", name="Stop").click(timeout=10_000)
+        await page.get_by_text("Test accuracy").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    await page.close()
+    first_epoch = [images for epoch, _, images in readings if epoch >= 2][:1]
+    return {
+        "images_per_second_first_epoch": first_epoch[0] if first_epoch else None,
+        "rss_mb_peak_during_training": peak_rss,
+        "readings": len(readings),
+    }
+
+
+def measure_training_on_cli(cpus: str | None) -> dict:
+    """The Quick preset for one epoch on the command line: images/s from Keras' per-epoch ms/step."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "fashion_core", "train", "--preset", "Quick", "--epochs", "1",
+                   "--out", str(Path(folder) / "quick")]  # fmt: skip
+        completed = subprocess.run((["taskset", "-c", cpus] if cpus else []) + command, cwd=REPO_ROOT,
+                                   capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S,
+                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
+    match = KERAS_EPOCH_LINE.search(completed.stdout)
+    if not match:
+        return {"error": (completed.stderr or completed.stdout)[-800:]}
+    batch_size = 128  # the Quick preset's
+    return {"images_per_second_first_epoch": round(batch_size * 1000 / int(match[3]), 1)}
+
+
+async def recorded(measurement) -> dict:
+    """A measurement's dict (or `{}`), or `{"error": ...}` when it failed (the other measurements still run)."""
+    try:
+        return await measurement or {}
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"[:1500]}
+
+
+async def measure_one_server(playwright, cpus: str | None, deadline: float) -> dict:
+    browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    results: dict = {"cpus": cpus or f"all {os.cpu_count()}"}
+    try:
+        with tempfile.TemporaryDirectory() as models_dir:
+            with streamlit_server(models_dir, cpus) as (process, url, launched_at):
+                pages = await recorded(measure_pages(browser, url, launched_at, process.pid, results))
+                results.update({"pages_error": pages["error"]} if pages else {})
+                results["eight_sessions"] = await recorded(measure_sessions(browser, url))
+                results["train_in_browser"] = {"skipped": "over the benchmark's time budget"}
+                if time.monotonic() < deadline:
+                    results["train_in_browser"] = await recorded(measure_training_in_browser(browser, url, process.pid))
+            if time.monotonic() < deadline and "images_per_second_first_epoch" in results.get("train_in_browser", {}):
+                cli = measure_training_on_cli(cpus)
+                results["train_on_cli"] = cli
+                app_rate = results["train_in_browser"]["images_per_second_first_epoch"]
+                if app_rate and cli.get("images_per_second_first_epoch"):
+                    results["train_ratio_browser_vs_cli"] = round(app_rate / cli["images_per_second_first_epoch"], 3)
+    finally:
+        await browser.close()
+    return results
+
+
+async def _measure(single_core: bool) -> dict:
+    from playwright.async_api import async_playwright
+
+    deadline = time.monotonic() + BUDGET_S
+    results = {"import_tensorflow_s": import_tensorflow_seconds()}
+    async with async_playwright() as playwright:
+        results["all_cores"] = await measure_one_server(playwright, None, deadline)
+        if single_core:
+            results["single_core"] = await measure_one_server(playwright, "0", deadline)
+    return results
+
+
+def measure_browser(single_core: bool = True) -> dict:
+    """Every figure above, with all cores and (if `single_core`) pinned to core 0."""
+    return asyncio.run(_measure(single_core))
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure_browser(single_core="--all-cores-only" not in sys.argv), indent=2))

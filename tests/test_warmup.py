@@ -1,0 +1,63 @@
+"""Tests of the background loads: once per process, in their own thread, and the page's loading note."""
+
+import threading
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages import common as warmup
+
+
+@pytest.fixture
+def background_loads(monkeypatch):
+    """Background loads on, as in the app (the tests turn them off by default)."""
+    monkeypatch.setenv(warmup.BACKGROUND_LOADS_ENV, "1")
+
+
+def test_a_load_runs_once_in_its_own_thread_and_then_freezes_the_heap(background_loads, monkeypatch):
+    """Test that two requests for one load run it once, in the loader thread, and freeze what it loaded."""
+    freezes = []
+    monkeypatch.setattr(warmup, "freeze_long_lived_objects", lambda force: freezes.append(force))
+    threads = []
+
+    def load():
+        threads.append(threading.current_thread().name)
+        return 42
+
+    first = warmup.load_in_background("test-once", load)
+    second = warmup.load_in_background("test-once", load)
+    assert first is second and first.result(timeout=30) == 42
+    assert len(threads) == 1 and threads[0].startswith("fashion-studio-load")
+    assert freezes == [True]
+    assert warmup.background_load("test-once") is first
+
+
+def test_without_background_loads_nothing_starts_and_pages_never_wait(monkeypatch):
+    """Test that FASHION_STUDIO_BACKGROUND_LOADS=0 starts nothing, so a page loads what it needs itself."""
+    monkeypatch.setenv(warmup.BACKGROUND_LOADS_ENV, "0")
+    assert warmup.load_in_background("test-off", lambda: pytest.fail("must not run")) is None
+    assert warmup.loaded_or_waiting("test-off") is True
+
+
+def gated_page():
+    import streamlit as st
+
+    from pages.common import loaded_or_waiting
+
+    if loaded_or_waiting("test-gate", "Loading the test load..."):
+        st.write("ready")
+
+
+def test_a_page_shows_a_loading_note_until_its_load_is_over(background_loads):
+    """Test that a page whose load still runs shows the note and stops, and shows itself once it is over."""
+    gate = threading.Event()
+    future = warmup.load_in_background("test-gate", gate.wait)
+    app = AppTest.from_function(gated_page, default_timeout=30).run()
+    assert not app.exception
+    assert [info.value for info in app.info] == ["Loading the test load..."]
+    assert [markdown.value for markdown in app.markdown] == []
+    gate.set()
+    future.result(timeout=30)
+    app.run()
+    assert [info.value for info in app.info] == []
+    assert [markdown.value for markdown in app.markdown] == ["ready"]
