@@ -220,3 +220,26 @@ def load_photo_folder(
         return PhotoArrays.empty(str(folder))
     labels = np.array([row.class_index for row in rows], dtype=np.int64)
     return PhotoArrays(np.stack(images).astype(np.uint8), labels, digests, str(folder))
+
+
+def load_photos(source: str | os.PathLike, split: str | None = None) -> PhotoArrays:
+    """One split of labelled photos from a photo folder or a photo store.
+
+    Args:
+        source: a folder with `MANIFEST.tsv`, or a photo store's SQLAlchemy URL (or SQLite file),
+            read with `fashion_core.photostore.PhotoStore(source).arrays(split)`.
+        split: `"train"`, `"val"`, or `None` for every photo. Defaults to `None`.
+
+    Raises:
+        PhotoDataError: when the source is neither a photo folder nor a readable photo store.
+    """
+    if Path(source).is_dir():
+        return load_photo_folder(source, split)
+    try:
+        from fashion_core.photostore import PhotoStore
+    except ImportError as error:
+        raise PhotoDataError(
+            f"{source} is not a folder with {MANIFEST_FILE}, and this version has no photo store to open it as a "
+            f"database. Pass a photo folder. Received: photos={source}"
+        ) from error
+    return PhotoStore(str(source)).arrays(split)
