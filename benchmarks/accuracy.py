@@ -9,7 +9,8 @@ import json
 
 from fashion_core.data import load_fashion_mnist
 from fashion_core.evaluation import evaluate_model
-from fashion_core.registry import SHIPPED_MODELS_DIR, load_model, read_metadata, trained_with_flips
+from fashion_core.metadata import ModelMetadata
+from fashion_core.registry import SHIPPED_MODELS_DIR, load_model
 from fashion_core.training import PRESETS, train
 
 
@@ -19,14 +20,14 @@ def measure_accuracy(model_dir=SHIPPED_MODELS_DIR / "default", with_quick_preset
     model = load_model(model_dir)
     plain = evaluate_model(model, data.test_images, data.test_labels)
     flipped = evaluate_model(model, data.test_images, data.test_labels, flip_average=True)
-    metadata = read_metadata(model_dir)
+    metadata = ModelMetadata.read(model_dir)
     results = {
         "test_accuracy": round(plain.accuracy, 4),
         "test_accuracy_flip_average": round(flipped.accuracy, 4),
-        "flip_average_in_app": trained_with_flips(metadata),
+        "flip_average_in_app": metadata.trained_with_flips,
         "test_loss": round(plain.loss, 4),
-        "shipped_training_seconds": metadata.get("training_seconds"),
-        "shipped_command": metadata.get("command"),
+        "shipped_training_seconds": metadata.training_seconds,
+        "shipped_command": metadata.command,
     }
     if with_quick_preset:
         quick = train(PRESETS["Quick"], data=data)

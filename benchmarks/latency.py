@@ -18,7 +18,8 @@ from PIL import Image
 
 from fashion_core.data import load_fashion_mnist
 from fashion_core.inference import Predictor
-from fashion_core.registry import SHIPPED_MODELS_DIR, load_model, read_metadata, trained_with_flips
+from fashion_core.metadata import ModelMetadata
+from fashion_core.registry import SHIPPED_MODELS_DIR, load_model
 
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
 
@@ -60,7 +61,7 @@ def measure_latency(model_dir: Path = SHIPPED_MODELS_DIR / "default", repeats: i
     from fashion_core.preprocess import photo_to_fashion_mnist
 
     model = load_model(model_dir)
-    flip_average = trained_with_flips(read_metadata(model_dir))
+    flip_average = ModelMetadata.read(model_dir).trained_with_flips
     predictor = Predictor(model, flip_average=flip_average)  # as the app makes it for this model
     image = load_fashion_mnist(download=False).test_images[0]
     batch = image[None, ..., None].astype("float32")

@@ -98,8 +98,9 @@ def measure_realphoto_accuracy(
         when the photos are not there.
     """
     from fashion_core.inference import Predictor
+    from fashion_core.metadata import ModelMetadata
     from fashion_core.preprocess import naive_photo_to_fashion_mnist, photo_to_fashion_mnist
-    from fashion_core.registry import load_model, read_metadata, trained_with_flips
+    from fashion_core.registry import load_model
 
     photos_dir, model_dir = Path(photos_dir), Path(model_dir)
     if not (photos_dir / "MANIFEST.tsv").is_file():
@@ -107,18 +108,18 @@ def measure_realphoto_accuracy(
     paths, labels = read_manifest(photos_dir)
     files = [(photos_dir / path).read_bytes() for path in paths]
     model = load_model(model_dir)
-    metadata = read_metadata(model_dir)
+    metadata = ModelMetadata.read(model_dir)
     predictor, mirrored = Predictor(model), Predictor(model, flip_average=True)
     naive_images, naive_seconds = convert_all(naive_photo_to_fashion_mnist, files)
     images, seconds = convert_all(photo_to_fashion_mnist, files)
     return {
         "model": {
             "path": str(model_dir),
-            "architecture": metadata.get("architecture"),
-            "test_accuracy": metadata.get("test_accuracy"),
+            "architecture": metadata.architecture,
+            "test_accuracy": metadata.test_accuracy,
         },
         "num_photos": len(files),
-        "flip_average_in_app": trained_with_flips(metadata),
+        "flip_average_in_app": metadata.trained_with_flips,
         "naive": accuracy_report(predictor.predict(naive_images).argmax(1), labels),
         "pipeline": accuracy_report(predictor.predict(images).argmax(1), labels),
         "pipeline_flip_average": accuracy_report(mirrored.predict(images).argmax(1), labels),

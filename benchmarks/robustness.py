@@ -22,6 +22,7 @@ import json
 
 import numpy as np
 
+from fashion_core.metadata import ModelMetadata
 from fashion_core.registry import SHIPPED_MODELS_DIR
 
 AUGMENTATION_STRENGTH = 0.4
@@ -50,13 +51,13 @@ def measure_robustness(model_dir=SHIPPED_MODELS_DIR / "default") -> dict:
     from fashion_core.data import load_fashion_mnist
     from fashion_core.evaluation import evaluate_model
     from fashion_core.inference import Predictor
-    from fashion_core.registry import load_model, read_metadata, trained_with_flips
+    from fashion_core.registry import load_model
     from fashion_core.training import TrainingConfig
     from fashion_core.training.loop import split_training_data
 
     data = load_fashion_mnist(download=False)
-    metadata = read_metadata(model_dir)
-    _, (images, labels) = split_training_data(TrainingConfig.from_dict(metadata["config"]), data)
+    metadata = ModelMetadata.read(model_dir)
+    _, (images, labels) = split_training_data(TrainingConfig.from_dict(metadata.config), data)
     model = load_model(model_dir)
     plain, flipped = Predictor(model), Predictor(model, flip_average=True)  # each traced once, reused
 
@@ -72,7 +73,7 @@ def measure_robustness(model_dir=SHIPPED_MODELS_DIR / "default") -> dict:
         "validation_accuracy_flip_average": round(accuracy(flipped, images), 4),
         "augmented_validation_accuracy_flip_average": round(float(np.mean([accuracy(flipped, c) for c in copies])), 4),
         "augmented_draws": len(copies),
-        "flip_average_in_app": trained_with_flips(metadata),
+        "flip_average_in_app": metadata.trained_with_flips,
         "empty_last_layer_gradcam_maps": int((maxima == 0).sum()),
         "gradcam_images": GRADCAM_IMAGES,
     }

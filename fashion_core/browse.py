@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
-from fashion_core.models import FEATURES_LAYER_NAME
 
 ORDERS = {
     "index": "By index",
@@ -286,6 +285,8 @@ def feature_extractor(model):
         BrowseError: when the model is not a Functional/Sequential model with a Dense classifier.
     """
     import keras
+
+    from fashion_core.models import FEATURES_LAYER_NAME
 
     inputs = getattr(model, "inputs", None)
     if not inputs or len(inputs) != 1:

@@ -1,4 +1,7 @@
-"""Command line: `python -m fashion_core train ...` and `python -m fashion_core evaluate DIR`."""
+"""Command line: `python -m fashion_core train|evaluate|export|prepare ...`.
+
+Only the commands that need TensorFlow import it, and only when they run.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import shlex
 import sys
 
 from fashion_core.training.config import DISTRIBUTE_MODES, FIELD_BOUNDS, TrainingConfig
+
+EXPORT_FORMATS = ("litert", "saved_model", "onnx")  # as in fashion_core.export, which imports TensorFlow
 
 FLAG_ALIASES = {"architecture": ["--arch"]}
 
@@ -59,6 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("path")
     evaluate_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
     evaluate_parser.add_argument("--flip-average", action="store_true", help="average with mirrored images")
+
+    export_parser = commands.add_parser(
+        "export", help="export a model to LiteRT, SavedModel or ONNX and check it on the test set in its own runtime"
+    )
+    export_parser.add_argument("path", help="a model folder or .keras file")
+    export_parser.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="export_format")
+    export_parser.add_argument("--out", required=True, help="the file (.tflite, .onnx) or folder (SavedModel) to write")
+    export_parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    export_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
+
+    prepare_parser = commands.add_parser(
+        "prepare", help="add the checked LiteRT file and the stored test-set predictions to a model folder"
+    )
+    prepare_parser.add_argument("path", help="a model folder (model.keras + metadata.json)")
+    prepare_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
     return parser
 
 
@@ -144,10 +164,55 @@ def print_summary(report, heading: str) -> None:
         print(f"  {name:<12} {accuracy:.4f}")
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from fashion_core.artifacts import check_passes
+    from fashion_core.data import load_fashion_mnist
+    from fashion_core.export import export_model, validate_format, verify_export
+    from fashion_core.inference import Predictor
+    from fashion_core.registry import load_model
+
+    validate_format(args.export_format)  # a missing converter is said before the model loads
+    model = load_model(args.path)
+    data = load_fashion_mnist(args.data_dir, download=False)
+    path = export_model(model, args.export_format, args.out, overwrite=args.overwrite)
+    check = verify_export(path, args.export_format, data.test_images, Predictor(model).predict(data.test_images))
+    print(f"Exported {args.path} to {path} ({args.export_format})")
+    print(describe_check(check))
+    return 0 if check_passes(check) else 1
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from fashion_core.artifacts import prepare_model_dir
+
+    prepared = prepare_model_dir(args.path, data_dir=args.data_dir)
+    if prepared.litert is not None:
+        print(f"Wrote {os.path.join(args.path, prepared.litert.file)}: {describe_check(prepared.litert)}")
+    if prepared.test_predictions is not None:
+        print(f"Wrote {prepared.test_predictions}: the test-set probabilities as the app predicts them")
+    for problem in prepared.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0 if prepared.litert is not None and not prepared.problems else 1
+
+
+def describe_check(check) -> str:
+    """One line on an `ExportCheck`: agreement, largest difference, and whether it meets the bar."""
+    from fashion_core.artifacts import MAX_ALLOWED_DIFFERENCE, REQUIRED_AGREEMENT, check_passes
+
+    verdict = "passes" if check_passes(check) else "FAILS"
+    return (
+        f"top-1 agreement with Keras {check.agreement:.2%} on {check.num_images} images, max probability "
+        f"difference {check.max_abs_difference:.2g}: {verdict} the check (>= {REQUIRED_AGREEMENT:.1%}, "
+        f"<= {MAX_ALLOWED_DIFFERENCE:g})"
+    )
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, "prepare": run_prepare}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_train(args) if args.command == "train" else run_evaluate(args)
-    except ValueError as error:  # DatasetError, RegistryError, config errors: a message, not a traceback
+        return COMMANDS[args.command](args)
+    except ValueError as error:  # DatasetError, RegistryError, ExportError, config errors: a message, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2

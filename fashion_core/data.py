@@ -210,3 +210,22 @@ def stratified_subset(images: np.ndarray, labels: np.ndarray, size: int, seed: i
     fraction = size / len(labels)
     _, (subset_images, subset_labels) = validation_split(images, labels, fraction, seed)
     return subset_images, subset_labels
+
+
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """Turns `(28, 28)`, `(N, 28, 28)` or `(N, 28, 28, 1)` 0..255 images into float32 `(N, 28, 28, 1)`.
+
+    Raises:
+        ValueError: when the array is not 28x28 single-channel images.
+    """
+    array = np.asarray(images)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1):
+        raise ValueError(
+            f"Expected 28x28 grey images shaped (28, 28), (N, 28, 28) or (N, 28, 28, 1). "
+            f"Received: shape={np.asarray(images).shape}"
+        )
+    return array.astype(np.float32, copy=False)

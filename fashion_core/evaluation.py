@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from fashion_core.data import CLASS_NAMES, NUM_CLASSES
-from fashion_core.inference import Predictor
 
 
 @dataclass(frozen=True)
@@ -19,6 +18,21 @@ class EvaluationReport:
 
     labels: np.ndarray
     probabilities: np.ndarray
+
+    @classmethod
+    def from_probabilities(cls, probabilities: np.ndarray, labels: np.ndarray) -> EvaluationReport:
+        """The report of stored or computed `(N, 10)` probabilities against `(N,)` labels.
+
+        Raises:
+            ValueError: when the shapes do not match.
+        """
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        labels = np.asarray(labels, dtype=np.int64)
+        if probabilities.ndim != 2 or probabilities.shape != (len(labels), NUM_CLASSES):
+            raise ValueError(
+                f"Expected (N, 10) probabilities for N={len(labels)} labels. Received: shape={probabilities.shape}"
+            )
+        return cls(labels=labels, probabilities=probabilities)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -103,15 +117,30 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     ).reshape(NUM_CLASSES, NUM_CLASSES)
 
 
+def is_predictor(model) -> bool:
+    """Whether `model` is one of the app's predictors rather than a Keras model (which has no `flip_average`)."""
+    return hasattr(model, "flip_average") and callable(getattr(model, "predict", None))
+
+
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, flip_average: bool = False) -> EvaluationReport:
     """Predicts every image and returns its `EvaluationReport`.
 
     Args:
-        model: a model under the project's contract, or a `Predictor`.
+    if is_predictor(model):
+        predictor = model
+    else:
+        from fashion_core.inference import Predictor
+
+        predictor = Predictor(model, flip_average=flip_average)
+    return EvaluationReport.from_probabilities(predictor.predict(images), labels)
         images: uint8 or float `(N, 28, 28)` or `(N, 28, 28, 1)`, 0..255.
         labels: `(N,)` integer class indices.
-        flip_average: average with mirrored images. Defaults to `False`.
+        flip_average: average with mirrored images (for a Keras model). Defaults to `False`.
     """
-    predictor = model if isinstance(model, Predictor) else Predictor(model, flip_average=flip_average)
-    probabilities = predictor.predict(images)
-    return EvaluationReport(labels=np.asarray(labels, dtype=np.int64), probabilities=probabilities)
+    if is_predictor(model):
+        predictor = model
+    else:
+        from fashion_core.inference import Predictor  # TensorFlow, only for a Keras model
+
+        predictor = Predictor(model, flip_average=flip_average)
+    return EvaluationReport.from_probabilities(predictor.predict(images), labels)

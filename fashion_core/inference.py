@@ -10,26 +10,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
+from fashion_core.data import IMAGE_SIZE, NUM_CLASSES, as_model_input
 
-
-def as_model_input(images: np.ndarray) -> np.ndarray:
-    """Turns `(28, 28)`, `(N, 28, 28)` or `(N, 28, 28, 1)` 0..255 images into float32 `(N, 28, 28, 1)`.
-
-    Raises:
-        ValueError: when the array is not 28x28 single-channel images.
-    """
-    array = np.asarray(images)
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim == 3:
-        array = array[..., None]
-    if array.ndim != 4 or array.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1):
-        raise ValueError(
-            f"Expected 28x28 grey images shaped (28, 28), (N, 28, 28) or (N, 28, 28, 1). "
-            f"Received: shape={np.asarray(images).shape}"
-        )
-    return array.astype(np.float32, copy=False)
+__all__ = ["Predictor", "as_model_input"]
 
 
 class Predictor:

@@ -9,7 +9,7 @@ rather than overwriting, which also gives two concurrent saves one clear winner.
 from __future__ import annotations
 
 import errno
-import json
+import logging
 import os
 import re
 import shutil
@@ -20,15 +20,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fashion_core.metadata import MetadataError, ModelMetadata
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "model_artifacts"
 DEFAULT_MODEL_NAME = "default"
 USER_MODELS_ENV = "FASHION_STUDIO_MODELS_DIR"
 MODEL_FILE = "model.keras"
-METADATA_FILE = "metadata.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STAGING_PREFIXES = (".saving-", ".deleted-", ".replaced-")
 STALE_STAGING_SECONDS = 3600
+
+logger = logging.getLogger(__name__)
 
 
 class RegistryError(ValueError):
@@ -59,7 +62,7 @@ class ModelEntry:
     name: str
     path: Path
     shipped: bool
-    metadata: dict = field(default_factory=dict)
+    metadata: ModelMetadata = field(default_factory=ModelMetadata)
     error: str | None = None
 
     @property
@@ -74,23 +77,13 @@ class ModelEntry:
     def size_bytes(self) -> int:
         return self.model_file.stat().st_size if self.model_file.is_file() else 0
 
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.metadata.get("test_accuracy")
 
-
-def read_metadata(path: Path) -> dict:
+def read_metadata(path: Path) -> ModelMetadata:
     """Reads `path/metadata.json`; raises `RegistryError` if it is missing or not a JSON object."""
-    metadata_file = Path(path) / METADATA_FILE
     try:
-        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise RegistryError(f"{metadata_file} is missing; save the model again.") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RegistryError(f"{metadata_file} is unreadable ({error}); delete the model and save it again.") from error
-    if not isinstance(metadata, dict):
-        raise RegistryError(f"{metadata_file} does not hold a JSON object; delete the model and save it again.")
-    return metadata
+        return ModelMetadata.read(path)
+    except MetadataError as error:
+        raise RegistryError(str(error)) from error
 
 
 def inspect_model_dir(path: Path, shipped: bool = False) -> ModelEntry:
@@ -178,7 +171,7 @@ class ModelRegistry:
             raise RegistryError(f"Model {name!r} is unreadable: {entry.error}")
         return load_model(entry.path)
 
-    def save(self, name: str, model, metadata: dict) -> ModelEntry:
+    def save(self, name: str, model, metadata: ModelMetadata | dict) -> ModelEntry:
         """Saves a model under a new name, atomically.
 
         Raises:
@@ -237,14 +230,14 @@ def without_optimizer(model):
     return copy
 
 
-def model_to_save(model, metadata: dict):
+def model_to_save(model, metadata: ModelMetadata):
     """What is written to disk: for our architectures, the model without augmentation layers.
 
     A model of another origin is saved as it is, less its optimizer state.
     """
     from fashion_core.models import ARCHITECTURES, ModelOptions, inference_model
 
-    config = metadata.get("config") or {}
+    config = metadata.config
     if config.get("architecture") in ARCHITECTURES:
         options = ModelOptions(dropout=config.get("dropout", 0.3), seed=config.get("seed", 0))
         try:
@@ -254,25 +247,39 @@ def model_to_save(model, metadata: dict):
     return without_optimizer(model)
 
 
-def write_model_dir(parent: Path, model, metadata: dict) -> Path:
-    """Writes `model.keras` and `metadata.json` into a new hidden folder under `parent` and returns it."""
+def as_metadata(metadata: ModelMetadata | dict) -> ModelMetadata:
+    """`metadata` as the typed record (a dict is read with `ModelMetadata.from_dict`)."""
+    return metadata if isinstance(metadata, ModelMetadata) else ModelMetadata.from_dict(metadata)
+
+
+def write_model_dir(parent: Path, model, metadata: ModelMetadata | dict) -> Path:
+    """Writes a model folder into a new hidden folder under `parent` and returns it.
+
+    The folder gets `model.keras`, `metadata.json`, and what `artifacts.prepare_model_dir` adds: the
+    checked LiteRT export and the stored test-set predictions (skipped without the dataset).
+    """
     import keras
 
+    from fashion_core.artifacts import prepare_model_dir
+
+    metadata = as_metadata(metadata)
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a published model is readable like any folder
     model_file = staging / MODEL_FILE
-    model_to_save(model, metadata).save(model_file)
-    metadata = {
-        **metadata,
-        "tensorflow_version": _tensorflow_version(),
-        "keras_version": keras.__version__,
-        "parameter_count": int(model.count_params()),
-        "architecture": metadata.get("architecture") or metadata.get("config", {}).get("architecture", model.name),
-        "created_at": metadata.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds"),
-        "size_bytes": model_file.stat().st_size,
-    }
-    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
-    for file in (model_file, staging / METADATA_FILE):
+    saved_model = model_to_save(model, metadata)
+    saved_model.save(model_file)
+    metadata = metadata.replace(
+        tensorflow_version=_tensorflow_version(),
+        keras_version=keras.__version__,
+        parameter_count=int(model.count_params()),
+        architecture=model.name if metadata.architecture == "unknown" else metadata.architecture,
+        created_at=metadata.created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        size_bytes=model_file.stat().st_size,
+    )
+    metadata.write(staging)
+    for problem in prepare_model_dir(staging, model=saved_model).problems:
+        logger.warning("Saving %s: %s", metadata.architecture, problem)
+    for file in staging.iterdir():
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
     return staging
@@ -292,7 +299,7 @@ def publish_dir(staging: Path, target: Path) -> None:
         raise
 
 
-def save_model_dir(path: str | os.PathLike, model, metadata: dict, replace: bool = False) -> Path:
+def save_model_dir(path: str | os.PathLike, model, metadata: ModelMetadata | dict, replace: bool = False) -> Path:
     """Saves a model folder at any path (the CLI's `--out`), atomically.
 
     With `replace=True` an existing folder is swapped out: the old one is renamed aside first and
@@ -320,28 +327,3 @@ def _tensorflow_version() -> str:
         return tf.__version__
     except ImportError:
         return "unknown"
-
-
-def trained_with_flips(metadata: dict) -> bool:
-    """Whether a model was trained on randomly mirrored images, so that flip averaging can help it.
-
-    Averaging with the mirror image (test-time augmentation) helps a model that learnt both
-    orientations. Fashion-MNIST's shoes all point left, so a model trained without flips has never
-    seen one pointing right and would be hurt, not helped.
-    """
-    config = metadata.get("config") or {}
-    strength = config.get("augment_strength", 0)
-    return config.get("augment") is True and isinstance(strength, int | float) and strength > 0
-
-
-def reported_test_accuracy(metadata: dict) -> float | None:
-    """The test accuracy of the app's predictions with this model, from its metadata (`None` if unknown).
-
-    That is the flip-averaged accuracy for a model trained with flips (when it was measured), else
-    the plain one, so that every page reports what the Evaluation page measures.
-    """
-    flip_averaged = metadata.get("test_accuracy_flip_average")
-    if trained_with_flips(metadata) and isinstance(flip_averaged, int | float):
-        return float(flip_averaged)
-    plain = metadata.get("test_accuracy")
-    return float(plain) if isinstance(plain, int | float) else None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from fashion_core.registry import ModelEntry, reported_test_accuracy
+from fashion_core.registry import ModelEntry
 
 HISTORY_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 TABLE_COLUMNS = ["Name", "Kind", "Architecture", "Epochs", "Test accuracy", "Trained at", "Size (MB)"]
@@ -26,10 +26,10 @@ def models_table(entries: Sequence[ModelEntry]) -> pd.DataFrame:
             {
                 "Name": entry.name,
                 "Kind": "shipped" if entry.shipped else "user",
-                "Architecture": metadata.get("architecture") or metadata.get("config", {}).get("architecture"),
-                "Epochs": metadata.get("epochs_run"),
-                "Test accuracy": reported_test_accuracy(metadata),
-                "Trained at": metadata.get("created_at"),
+                "Architecture": metadata.architecture,
+                "Epochs": metadata.epochs_run,
+                "Test accuracy": metadata.reported_test_accuracy,
+                "Trained at": metadata.created_at or None,
                 "Size (MB)": round(entry.size_bytes / 1e6, 2),
             }
         )
@@ -41,7 +41,7 @@ def run_histories(entries: Sequence[ModelEntry], metric: str = "val_accuracy") -
     """`{name: metadata["history"]}` of the readable models whose history has `metric`, in entry order."""
     histories = {}
     for entry in entries:
-        history = entry.metadata.get("history") if entry.readable else None
-        if isinstance(history, list) and any(isinstance(log, dict) and metric in log for log in history):
+        history = entry.metadata.history if entry.readable else []
+        if any(isinstance(log, dict) and metric in log for log in history):
             histories[entry.name] = [log for log in history if isinstance(log, dict)]
     return histories

@@ -6,40 +6,87 @@ This module is the only Streamlit-aware glue besides the pages themselves; the w
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
 from fashion_core.inference import Predictor
-from fashion_core.registry import (
-    DEFAULT_MODEL_NAME,
-    ModelEntry,
-    ModelRegistry,
-    RegistryError,
-    reported_test_accuracy,
-    trained_with_flips,
-)
-
-# Streamlit treats an app with a `pages/` folder beside its entry as a legacy (v1) multipage app
-# until `st.navigation` first runs, so a fresh server's first run (a deep link, say) would run a
-# page file alone, without the entry's navigation and model picker. Our `pages/` holds the pages
-# that `streamlit_app.py` lists with `st.navigation`: say so, and run that first run again, now
-# through the entry (it keeps its URL, so the same page opens).
-if PagesManager.uses_pages_directory:
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+from fashion_core.metadata import ModelMetadata
+from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
 
 PREDICT_PAGE = "pages/predict.py"
 MODEL_NAME_KEY = "model_name"  # the model chosen in the sidebar, shared by every page
 GRADCAM_REQUEST_KEY = "gradcam_request"  # an image another page wants to open in the Grad-CAM viewer
 LAST_INPUT_KEY = "last_prediction_input"  # the last upload or drawing of the prediction page
 REQUESTED_MODEL_KEY = "requested_model_name"  # a model to select on the next run (see request_model)
+
+
+def legacy_pages_run() -> bool:
+    """Whether Streamlit is running a page file on its own, as a legacy (v1) multipage app would.
+
+    Streamlit treats an app with a `pages/` folder beside its entry as a v1 multipage app until
+    `st.navigation` first runs, so on a fresh server the first run of each session (a deep link, or
+    several visitors at once) may execute a page file directly, without the entry's navigation and
+    model picker. Such a run registers every file of `pages/` as a page, this one included, which
+    the entry's navigation never does: that tells this session's run apart from the others', whatever
+    Streamlit's process-wide flag says at this moment.
+    """
+    context = get_script_run_ctx()
+    if context is None:
+        return False
+    this_file = Path(__file__).resolve()
+    return any(
+        Path(page.get("script_path") or "").resolve() == this_file
+        for page in context.pages_manager.get_pages().values()
+    )
+
+
+def app_page(page_function: Callable[[], None]) -> Callable[[], None]:
+    """Decorates a page's one function: when Streamlit ran the page file alone (see
+    `legacy_pages_run`), it turns the legacy mode off and runs the session again through the entry
+    script, which keeps the URL, so the same page opens with the navigation and the sidebar.
+
+    This is the only place that handles the legacy mode, and it acts when the page is called, never
+    while a module is imported: a rerun raised during an import would leave a half-initialised
+    module for the other sessions importing it at the same moment.
+    """
+
+    @functools.wraps(page_function)
+    def run_page() -> None:
+        if legacy_pages_run():
+            PagesManager.uses_pages_directory = False  # from now on, every session runs the entry
+            st.rerun()
+        page_function()
+
+    return run_page
+
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def escape_markdown(text: object) -> str:
+    """`text` with every character Markdown (and Streamlit's extensions) would interpret escaped.
+
+    Use it for anything a user typed or uploaded (a file name, a model name, an error that quotes
+    either) before it goes into `st.markdown`, `st.error` and the like.
+    """
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
+def code_span(text: object) -> str:
+    """`text` as an inline code span, which Markdown shows as it is (its backticks become quotes)."""
+    return "`" + str(text).replace("`", "'") + "`"
 
 
 @dataclass(frozen=True)
@@ -90,7 +137,7 @@ def _cached_model(name: str, path: str, modified_ns: int) -> LoadedModel:
     entry = registry().entry(name)
     model = registry().load(name)
     # Flip averaging for models trained with flips: chosen on the validation split (and better on real photos).
-    predictor = Predictor(model, flip_average=trained_with_flips(entry.metadata))
+    predictor = Predictor(model, flip_average=entry.metadata.trained_with_flips)
     return LoadedModel(name=name, entry=entry, model=model, predictor=predictor)
 
 
@@ -168,10 +215,10 @@ def test_evaluation(loaded: LoadedModel) -> EvaluationReport:
     return _cached_test_evaluation(loaded.name, str(loaded.entry.path), loaded.entry.model_file.stat().st_mtime_ns)
 
 
-def test_accuracy_metric(container, metadata: dict) -> None:
+def test_accuracy_metric(container, metadata: ModelMetadata) -> None:
     """The "Test accuracy" metric of a model as the app's predictions get it, saying so when it is flip-averaged."""
-    accuracy, plain = reported_test_accuracy(metadata), metadata.get("test_accuracy")
-    flip_averaged = accuracy is not None and isinstance(plain, int | float) and accuracy != plain
+    accuracy, plain = metadata.reported_test_accuracy, metadata.test_accuracy
+    flip_averaged = accuracy is not None and plain is not None and accuracy != plain
     container.metric(
         "Test accuracy",
         "unknown" if accuracy is None else f"{accuracy:.2%}",

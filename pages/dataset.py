@@ -20,7 +20,15 @@ from PIL import Image
 from fashion_core import browse
 from fashion_core.charts import class_count_chart, embedding_scatter, pixel_heatmap, probability_bar_chart
 from fashion_core.data import CLASS_NAMES, NUM_CLASSES, FashionMNIST
-from pages.common import GRADCAM_REQUEST_KEY, LoadedModel, current_model, dataset, dataset_or_message, test_evaluation
+from pages.common import (
+    GRADCAM_REQUEST_KEY,
+    LoadedModel,
+    app_page,
+    current_model,
+    dataset,
+    dataset_or_message,
+    test_evaluation,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRADCAM_PAGE = "pages/gradcam.py"
@@ -415,6 +423,7 @@ def explore_tabs(data: FashionMNIST, view: View, loaded: LoadedModel | None) -> 
             embedding_tab(data, loaded)
 
 
+@app_page
 def dataset_page() -> None:
     st.title("Dataset")
     st.caption("The 70000 Fashion-MNIST images the model learns from (60000) and is tested on (10000).")

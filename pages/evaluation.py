@@ -15,6 +15,7 @@ from fashion_core.models import conv_layer_names
 from pages.common import (
     GRADCAM_REQUEST_KEY,
     LoadedModel,
+    app_page,
     as_display_image,
     current_model,
     dataset_or_message,
@@ -172,6 +173,7 @@ def draw_thumbnail(column, index: int, thumbnail: np.ndarray, report: Evaluation
         open_in_gradcam(index)
 
 
+@app_page
 def evaluation_page() -> None:
     st.title("Evaluation")
     st.write("How the chosen model does on the 10000 test images it never trained on, and where it goes wrong.")

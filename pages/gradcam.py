@@ -17,6 +17,7 @@ from pages.common import (
     GRADCAM_REQUEST_KEY,
     LAST_INPUT_KEY,
     LoadedModel,
+    app_page,
     as_display_image,
     current_model,
     dataset_or_message,
@@ -300,6 +301,7 @@ def chosen_image_ui(data: FashionMNIST | None, loaded: LoadedModel) -> ChosenIma
     return dataset_image_ui(data, source)
 
 
+@app_page
 def gradcam_page() -> None:
     st.title("Grad-CAM viewer")
     st.write(

@@ -5,7 +5,7 @@ import streamlit as st
 from fashion_core.charts import per_class_accuracy_chart
 from fashion_core.data import CLASS_NAMES
 from fashion_core.models import ARCHITECTURE_DESCRIPTIONS
-from pages.common import LoadedModel, current_model, test_accuracy_metric
+from pages.common import LoadedModel, app_page, code_span, current_model, test_accuracy_metric
 
 PAGE_GUIDE = [
     ("Predict", "Upload a clothing photo, take one with the camera, or draw one, and get the class and why."),
@@ -20,38 +20,44 @@ PAGE_GUIDE = [
 def model_card(loaded: LoadedModel) -> None:
     """The chosen model's facts: architecture, size, accuracy, per-class accuracy, training run."""
     metadata = loaded.entry.metadata
-    architecture = metadata.get("architecture", loaded.model.name)
+    architecture = metadata.architecture
     st.subheader(f"Model in use: `{loaded.name}`")
     st.caption(ARCHITECTURE_DESCRIPTIONS.get(architecture, architecture))
     columns = st.columns(4)
     test_accuracy_metric(columns[0], metadata)
-    columns[1].metric("Parameters", f"{loaded.model.count_params():,}")
-    columns[2].metric("Epochs", metadata.get("epochs_run", "?"))
-    seconds = metadata.get("training_seconds")
+    parameters = metadata.parameter_count
+    columns[1].metric("Parameters", "unknown" if parameters is None else f"{parameters:,}")
+    columns[2].metric("Epochs", metadata.epochs_run or "?")
+    seconds = metadata.training_seconds
     columns[3].metric("Training time", f"{seconds / 60:.1f} min" if seconds else "unknown")
     left, right = st.columns([3, 2])
-    per_class = metadata.get("per_class_accuracy")
+    per_class = metadata.per_class_accuracy
     if per_class:
         left.plotly_chart(per_class_accuracy_chart(per_class), key="home_per_class")
     facts = {
         "Architecture": architecture,
-        "Trained at": metadata.get("created_at", "unknown"),
-        "Training images": metadata.get("num_train_images", "?"),
-        "Seed": metadata.get("seed", metadata.get("config", {}).get("seed", "?")),
-        "Command": metadata.get("command", "trained in the app"),
-        "TensorFlow / Keras": f"{metadata.get('tensorflow_version', '?')} / {metadata.get('keras_version', '?')}",
+        "Trained at": metadata.created_at or "unknown",
+        "Training images": metadata.num_train_images or "?",
+        "Seed": "?" if metadata.seed is None else metadata.seed,
+        "Command": metadata.command or "trained in the app",
+        "TensorFlow / Keras": f"{metadata.tensorflow_version or '?'} / {metadata.keras_version or '?'}",
     }
-    right.markdown("\n".join(f"- **{label}:** `{value}`" for label, value in facts.items()))
+    right.markdown("\n".join(f"- **{label}:** {code_span(value)}" for label, value in facts.items()))
 
 
-st.title("Fashion-MNIST Studio")
-st.write(
-    "Classify clothing images into the ten Fashion-MNIST classes "
-    f"({', '.join(CLASS_NAMES)}), and see why the model decided."
-)
-for column, (page, description) in zip(st.columns(3) * 2, PAGE_GUIDE):
-    column.markdown(f"**{page}**: {description}")
+@app_page
+def home_page() -> None:
+    st.title("Fashion-MNIST Studio")
+    st.write(
+        "Classify clothing images into the ten Fashion-MNIST classes "
+        f"({', '.join(CLASS_NAMES)}), and see why the model decided."
+    )
+    for column, (page, description) in zip(st.columns(3) * 2, PAGE_GUIDE):
+        column.markdown(f"**{page}**: {description}")
 
-loaded = current_model()
-if loaded is not None:
-    model_card(loaded)
+    loaded = current_model()
+    if loaded is not None:
+        model_card(loaded)
+
+
+home_page()

@@ -7,7 +7,7 @@ import streamlit as st
 from fashion_core.charts import runs_history_chart
 from fashion_core.registry import USER_MODELS_ENV, ModelEntry, RegistryError
 from fashion_core.runs import HISTORY_METRICS, models_table, run_histories
-from pages.common import registry, use_for_predictions
+from pages.common import app_page, registry, use_for_predictions
 
 COMPARE_KEY = "models_compare"
 COMPARE_METRIC_KEY = "models_compare_metric"
@@ -120,15 +120,20 @@ def actions_section(entries: list[ModelEntry]) -> None:
         )
 
 
-st.title("Models")
-st.write(
-    "Every model the app can use: the shipped `default` and the ones trained on the Train page. "
-    f"User models live in `user_models/` (not under version control), or in `${USER_MODELS_ENV}`."
-)
-message = st.session_state.pop(MESSAGE_KEY, None)
-if message is not None:
-    (st.success if message[0] == "success" else st.error)(message[1])
-model_entries = list_entries()
-registry_table(model_entries)
-comparison_section(model_entries)
-actions_section(model_entries)
+@app_page
+def models_page() -> None:
+    st.title("Models")
+    st.write(
+        "Every model the app can use: the shipped `default` and the ones trained on the Train page. "
+        f"User models live in `user_models/` (not under version control), or in `${USER_MODELS_ENV}`."
+    )
+    message = st.session_state.pop(MESSAGE_KEY, None)
+    if message is not None:
+        (st.success if message[0] == "success" else st.error)(message[1])
+    model_entries = list_entries()
+    registry_table(model_entries)
+    comparison_section(model_entries)
+    actions_section(model_entries)
+
+
+models_page()

@@ -25,7 +25,7 @@ from fashion_core.preprocess import (
     drawing_to_fashion_mnist,
     photo_steps,
 )
-from pages.common import LAST_INPUT_KEY, LoadedModel, as_display_image, current_model
+from pages.common import LAST_INPUT_KEY, LoadedModel, app_page, as_display_image, current_model, escape_markdown
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_SIZE = 196  # on-screen side of the 28x28 images, in pixels (7 per model pixel)
@@ -239,7 +239,7 @@ def upload_tab(loaded: LoadedModel) -> None:
         return
     results, errors = classify_uploads(files, loaded.predictor)
     for name, error in errors:
-        st.error(f"**{name}**: {error}", icon=":material/broken_image:")
+        st.error(f"**{escape_markdown(name)}**: {escape_markdown(error)}", icon=":material/broken_image:")
     if len(files) > 1 and results:
         show_table(results, errors)
     if not results:
@@ -307,18 +307,23 @@ def tips() -> None:
         )
 
 
-st.title("Predict")
-st.write(
-    "Upload a photo of a clothing item, take one with the camera, or draw one. The model answers with one of "
-    f"the ten Fashion-MNIST classes ({', '.join(CLASS_NAMES)}) and shows what it looked at."
-)
-tips()
-loaded = current_model()
-if loaded is not None:
-    upload, camera, draw = st.tabs(["Upload", "Camera", "Draw"])
-    with upload:
-        upload_tab(loaded)
-    with camera:
-        camera_tab(loaded)
-    with draw:
-        draw_tab(loaded)
+@app_page
+def predict_page() -> None:
+    st.title("Predict")
+    st.write(
+        "Upload a photo of a clothing item, take one with the camera, or draw one. The model answers with one of "
+        f"the ten Fashion-MNIST classes ({', '.join(CLASS_NAMES)}) and shows what it looked at."
+    )
+    tips()
+    loaded = current_model()
+    if loaded is not None:
+        upload, camera, draw = st.tabs(["Upload", "Camera", "Draw"])
+        with upload:
+            upload_tab(loaded)
+        with camera:
+            camera_tab(loaded)
+        with draw:
+            draw_tab(loaded)
+
+
+predict_page()

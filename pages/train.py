@@ -14,13 +14,14 @@ import streamlit as st
 
 from fashion_core.charts import confusion_matrix_heatmap, per_class_accuracy_chart, training_curves_chart
 from fashion_core.data import CLASS_NAMES, FashionMNIST
+from fashion_core.metadata import ModelMetadata
 from fashion_core.models import ARCHITECTURE_DESCRIPTIONS, ARCHITECTURES
 from fashion_core.registry import RegistryError
 from fashion_core.training import PRESETS, TrainingConfig
 from fashion_core.training.config import FIELD_BOUNDS, OPTIMIZERS, SCHEDULES
 from fashion_core.training.job import FAILED, STOPPED, JobAlreadyRunning, JobManager, JobNotSavable, TrainingJob
 from fashion_core.training.throughput import RunTimeEstimate, ThroughputLog, estimate_run_seconds
-from pages.common import dataset_or_message, registry, test_accuracy_metric, use_for_predictions
+from pages.common import app_page, dataset_or_message, registry, test_accuracy_metric, use_for_predictions
 
 PRESET_KEY = "train_preset"
 FORM_VALUES_KEY = "train_form_values"  # the form's last values: widget state is dropped when the page is left
@@ -305,7 +306,7 @@ def finished_job_panel(job: TrainingJob) -> None:
     else:
         st.success(f"Finished {result.epochs_run} epoch(s); the model keeps {best}.", icon=":material/check_circle:")
     columns = st.columns(4)
-    test_accuracy_metric(columns[0], result.metadata())
+    test_accuracy_metric(columns[0], ModelMetadata.from_dict(result.metadata()))
     columns[1].metric("Test loss", f"{result.evaluation.loss:.4f}")
     columns[2].metric("Epochs", f"{result.epochs_run} of {result.config.epochs}")
     columns[3].metric("Training time", format_duration(result.training_seconds))
@@ -356,15 +357,20 @@ def job_section(manager: JobManager) -> None:
         finished_job_panel(job)
 
 
-st.title("Train a model")
-st.write(
-    "Choose the hyperparameters and start a run: it trains in the background on the server (one run at a time, "
-    "shared by everyone), so you can leave this page and come back. Stop keeps the best epoch so far."
-)
-manager = job_manager()
-data = dataset_or_message()
-restore_form()
-with st.container(border=True):
-    values = hyperparameter_widgets()
-    start_panel(manager, values, data)
-job_section(manager)
+@app_page
+def train_page() -> None:
+    st.title("Train a model")
+    st.write(
+        "Choose the hyperparameters and start a run: it trains in the background on the server (one run at a time, "
+        "shared by everyone), so you can leave this page and come back. Stop keeps the best epoch so far."
+    )
+    manager = job_manager()
+    data = dataset_or_message()
+    restore_form()
+    with st.container(border=True):
+        values = hyperparameter_widgets()
+        start_panel(manager, values, data)
+    job_section(manager)
+
+
+train_page()

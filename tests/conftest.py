@@ -34,9 +34,9 @@ def shipped_model():
 def shipped_predictor(shipped_model):
     """The app's predictor for the shipped model: flip-averaged when its metadata says it was trained with flips."""
     from fashion_core.inference import Predictor
-    from fashion_core.registry import read_metadata, trained_with_flips
+    from fashion_core.metadata import ModelMetadata
 
-    return Predictor(shipped_model, flip_average=trained_with_flips(read_metadata(SHIPPED_MODEL_DIR)))
+    return Predictor(shipped_model, flip_average=ModelMetadata.read(SHIPPED_MODEL_DIR).trained_with_flips)
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Rules the design fixes: the library never imports Streamlit, pages never render raw HTML."""
+"""Rules the design fixes: the library never imports Streamlit, only the modules declared to need it
+import TensorFlow, pages never render raw HTML."""
 
 import ast
 import subprocess
 import sys
 from pathlib import Path
 
+from fashion_core import needs_tensorflow
 from tests.conftest import REPO_ROOT
 
 LIBRARY_MODULES = sorted(
@@ -25,6 +27,38 @@ def test_importing_every_library_module_never_imports_streamlit():
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+LIGHT_MODULES = [name for name in LIBRARY_MODULES if not needs_tensorflow(name)]
+
+
+def test_the_light_modules_import_without_tensorflow():
+    """Test that importing every module not in `fashion_core.TENSORFLOW_MODULES` leaves TensorFlow and Keras out.
+
+    They are imported one after another in one fresh interpreter; the first that pulls TensorFlow in is named.
+    """
+    script = (
+        "import importlib, sys\n"
+        f"for name in {LIGHT_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "    if {'tensorflow', 'keras'} & set(sys.modules):\n"
+        "        print(name)\n"
+        "        break\n"
+        "else:\n"
+        "    print('none')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    culprit = result.stdout.strip().splitlines()[-1]
+    assert culprit == "none", f"{culprit} imports TensorFlow: import it inside the function, or declare the module"
+
+
+def test_the_heavy_modules_are_the_ones_declared():
+    """Test that every module in `TENSORFLOW_MODULES` exists, so the list says nothing stale."""
+    from fashion_core import TENSORFLOW_MODULES
+
+    missing = [name for name in TENSORFLOW_MODULES if not any(module.startswith(name) for module in LIBRARY_MODULES)]
+    assert missing == []
 
 
 def _unsafe_html_calls(path: Path) -> list[int]:

@@ -58,8 +58,8 @@ MIRRORED_RUN = textwrap.dedent(
         "num_train_images": result.num_train_images,
         "num_validation_images": result.num_validation_images,
         "test_accuracy": result.evaluation.accuracy,
-        "saved_test_accuracy": registry.entry("mirrored").metadata["test_accuracy"],
-        "saved_num_replicas": registry.entry("mirrored").metadata["num_replicas"],
+        "saved_test_accuracy": registry.entry("mirrored").metadata.test_accuracy,
+        "saved_num_replicas": registry.entry("mirrored").metadata.extra["num_replicas"],
         "reload_difference": float(difference),
         "odd_batch_error": odd_batch_error,
     }))

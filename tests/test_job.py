@@ -115,10 +115,10 @@ def test_job_snapshot_grows_then_stop_keeps_a_model_that_saves_and_reloads(small
 
     entry = job.save(registry, "stopped-run")
     assert user_model_names(registry) == ["stopped-run"]
-    assert entry.metadata["stopped_by_request"] is True
-    assert entry.metadata["test_accuracy"] == pytest.approx(result.evaluation.accuracy, abs=1e-6)
-    assert entry.metadata["config"] == LONG_RUN.to_dict()
-    assert [log["epoch"] for log in entry.metadata["history"]] == list(range(1, result.epochs_run + 1))
+    assert entry.metadata.extra["stopped_by_request"] is True
+    assert entry.metadata.test_accuracy == pytest.approx(result.evaluation.accuracy, abs=1e-6)
+    assert entry.metadata.config == LONG_RUN.to_dict()
+    assert [log["epoch"] for log in entry.metadata.history] == list(range(1, result.epochs_run + 1))
     assert job.snapshot().saved_as == ("stopped-run",)
     reloaded = registry.load("stopped-run")
     images = small_data.test_images[:64]

@@ -144,8 +144,8 @@ def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(monke
     assert not app.exception and not app.error
     assert app.success[-1].value == "Saved as `quick-test`. It is listed on the Models page."
     saved = ModelRegistry().entry("quick-test")
-    assert saved.readable and f"{saved.metadata['test_accuracy']:.2%}" == shown_accuracy
-    assert saved.metadata["stopped_by_request"] is True and saved.metadata["config"]["batch_size"] == 8
+    assert saved.readable and f"{saved.metadata.test_accuracy:.2%}" == shown_accuracy
+    assert saved.metadata.extra["stopped_by_request"] is True and saved.metadata.config["batch_size"] == 8
 
     app.run()
     assert "quick-test" in app.sidebar.selectbox(key="model_name").options

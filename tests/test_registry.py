@@ -27,8 +27,8 @@ def registry(private_user_models):
 
 def test_save_then_load_gives_the_same_predictions(registry, tiny_model, fashion_data):
     entry = registry.save("my-run_1", tiny_model, {"test_accuracy": 0.5, "config": {"architecture": "dense"}})
-    assert entry.readable and entry.metadata["test_accuracy"] == 0.5
-    assert {"created_at", "keras_version", "tensorflow_version", "parameter_count"} <= set(entry.metadata)
+    assert entry.readable and entry.metadata.test_accuracy == 0.5
+    assert {"created_at", "keras_version", "tensorflow_version", "parameter_count"} <= set(entry.metadata.to_dict())
     images = fashion_data.test_images[:5, ..., None].astype("float32")
     loaded = registry.load("my-run_1")
     assert np.allclose(loaded(images), tiny_model(images), atol=1e-6)
@@ -54,7 +54,7 @@ def test_a_second_save_under_a_taken_name_is_refused_and_the_first_kept(registry
     registry.save("taken", tiny_model, {"test_accuracy": 0.1})
     with pytest.raises(RegistryError, match="already exists"):
         registry.save("taken", tiny_model, {"test_accuracy": 0.9})
-    assert registry.entry("taken").metadata["test_accuracy"] == 0.1
+    assert registry.entry("taken").metadata.test_accuracy == 0.1
 
 
 def test_two_saves_at_once_under_one_name_give_one_winner(registry, tiny_model):
@@ -168,7 +168,7 @@ def test_a_save_killed_half_way_leaves_no_broken_model(registry, tiny_model, sta
         process.wait(timeout=30)
     entries = {e.name: e for e in registry.list_models()}
     assert "victim" not in entries
-    assert entries["survivor"].readable and entries["survivor"].metadata["test_accuracy"] == 0.42
+    assert entries["survivor"].readable and entries["survivor"].metadata.test_accuracy == 0.42
     assert registry.load("survivor") is not None
     leftovers = list(registry.user_dir.glob(".saving-*"))
     assert leftovers  # the killed save's hidden staging folder, never listed

@@ -38,3 +38,19 @@ def test_a_deep_link_on_a_fresh_server_opens_the_page_in_the_app(fresh_url, page
     expect(links.filter(has_text="common")).to_have_count(0)
     expect(sidebar_model_picker(page)).to_have_value("default")
     expect(exceptions(page)).to_have_count(0)
+
+
+def test_several_first_visits_at_once_on_a_fresh_server_all_open_their_page(fresh_url, new_page):
+    """Test that three links opened at the same moment on a fresh server each show their page, with no exception.
+
+    This is a meeting where a shared link is opened by everyone, or a sleeping app woken by several
+    visitors: every session's first run starts in Streamlit's legacy mode at once.
+    """
+    paths = {"": "Fashion-MNIST Studio", "predict": "Predict", "dataset": "Dataset"}
+    pages = [new_page() for _ in paths]
+    for page, path in zip(pages, paths):
+        page.goto(f"{fresh_url}/{path}", wait_until="commit")  # no wait: the three first runs overlap
+    for page, title in zip(pages, paths.values()):
+        expect(main_area(page).locator("h1").first).to_have_text(title, timeout=FIRST_RUN_TIMEOUT_MS)
+        expect(sidebar_model_picker(page)).to_have_value("default")
+        expect(exceptions(page)).to_have_count(0)

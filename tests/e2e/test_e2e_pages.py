@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from fashion_core.data import CLASS_NAMES
-from fashion_core.registry import reported_test_accuracy
+from fashion_core.metadata import ModelMetadata
 from tests.e2e.helpers import (
     REPO_ROOT,
     alerts,
@@ -54,7 +54,9 @@ def test_home_shows_the_card_of_the_shipped_model(page, app_url):
     expect(main_area(page).locator("h3").filter(has_text="Model in use")).to_have_text("Model in use: default")
     accuracy = main_area(page).locator(selector("stMetric")).filter(has_text="Test accuracy")
     # flip-averaged, as the app predicts with a model trained with flips
-    expect(accuracy.locator(selector("stMetricValue"))).to_have_text(f"{reported_test_accuracy(metadata):.2%}")
+    expect(accuracy.locator(selector("stMetricValue"))).to_have_text(
+        f"{ModelMetadata.from_dict(metadata).reported_test_accuracy:.2%}"
+    )
     chart = main_area(page).locator(selector("stPlotlyChart")).first
     expect(chart.locator(".js-plotly-plot")).to_be_visible()
     (classes,) = plotly_trace_values(chart, "y")

@@ -1,0 +1,199 @@
+"""Answers from the LiteRT file beside a model: no TensorFlow, a fraction of its memory and start-up.
+
+`LiteRTPredictor` follows the same protocol as `fashion_core.inference.Predictor` (`predict`,
+`predict_one`, `flip_average`), so a page or an explanation method can take either. It runs the
+`model.tflite` that `fashion_core.artifacts` writes beside every saved `model.keras` through
+`ai_edge_litert`'s interpreter.
+
+An interpreter is not safe to call from two threads at once, and Streamlit runs every session's
+script in its own thread. The predictor keeps a small pool: a call borrows an idle interpreter (or
+makes one, up to `max_interpreters`), runs, and gives it back, so eight sessions predicting at once
+each get their own and one session never pays for building one again.
+
+This module needs neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from fashion_core.data import IMAGE_SIZE, NUM_CLASSES, as_model_input
+
+# Larger batches are cut into invokes of at most this many images: an invoke's activations grow with
+# the batch (a 2048-image invoke of the shipped CNN needs hundreds of MB) and the interpreter keeps
+# its arena at the largest size it has seen.
+MAX_IMAGES_PER_INVOKE = 256
+
+
+class ServingError(ValueError):
+    """Raised for a LiteRT file that is missing, unreadable, corrupt or not a Fashion-MNIST model."""
+
+
+class _Runner:
+    """One interpreter with its input and output tensors, resized only when the batch size changes."""
+
+    def __init__(self, model_content: bytes, num_threads: int, source: str):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ServingError(
+                f"{source} is not a LiteRT model the interpreter can run ({error}). It is corrupt or was not "
+                f"written by `model.export(..., format='litert')`; run `python -m fashion_core prepare "
+                f"MODEL_DIR` to write it again. Received: model_path={source}"
+            ) from error
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        input_shape = tuple(inputs[0]["shape_signature"]) if len(inputs) == 1 else ()
+        output_shape = tuple(outputs[0]["shape_signature"]) if len(outputs) == 1 else ()
+        if input_shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1) or output_shape[1:] != (NUM_CLASSES,):
+            raise ServingError(
+                f"{source} takes {input_shape} and gives {output_shape}; a Fashion-MNIST Studio model takes "
+                f"(-1, 28, 28, 1) and gives (-1, 10). Export the right model. Received: model_path={source}"
+            )
+        self.input_index = inputs[0]["index"]
+        self.output_index = outputs[0]["index"]
+        self.batch_size = int(inputs[0]["shape"][0])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """`(n, 10)` float32 outputs of a float32 `(n, 28, 28, 1)` batch."""
+        if len(batch) != self.batch_size:
+            self.interpreter.resize_tensor_input(self.input_index, [len(batch), IMAGE_SIZE, IMAGE_SIZE, 1], strict=True)
+            self.interpreter.allocate_tensors()
+            self.batch_size = len(batch)
+        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(batch))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index)  # a copy, safe to keep
+
+
+class LiteRTPredictor:
+    """Predicts with a LiteRT (`.tflite`) model: same protocol as `inference.Predictor`, no TensorFlow.
+
+    Args:
+        model_path: the `.tflite` file, e.g. `MODEL_DIR/model.tflite`.
+        flip_average: whether to average the probabilities of each image and its mirror image
+            (both run in one invoke). Defaults to `False`.
+        num_threads: CPU threads of each interpreter. Defaults to 1: on a small machine, parallel
+            sessions use the cores better than one call spread over them.
+        max_interpreters: at most this many calls run at once; more wait for a free interpreter.
+            Defaults to 8.
+
+    Raises:
+        ServingError: when the file is missing, unreadable or not a model with the project's contract.
+
+    Example:
+        >>> predictor = LiteRTPredictor("model_artifacts/default/model.tflite", flip_average=True)
+        >>> predictor.predict_one(image)  # (10,) float32 probabilities
+    """
+
+    def __init__(
+        self, model_path: str | Path, flip_average: bool = False, num_threads: int = 1, max_interpreters: int = 8
+    ):
+        if num_threads < 1 or max_interpreters < 1:
+            raise ServingError(
+                "num_threads and max_interpreters must be at least 1. "
+                f"Received: num_threads={num_threads}, max_interpreters={max_interpreters}"
+            )
+        self.model_path = Path(model_path)
+        self.flip_average = flip_average
+        self.num_threads = num_threads
+        self._model_content = _read_model_file(self.model_path)
+        self._idle = [self._new_runner()]  # built now, so a bad file fails here and not on first use
+        self._idle_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_interpreters)
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | Path, num_threads: int = 1, max_interpreters: int = 8) -> LiteRTPredictor:
+        """The app's predictor for a model folder: its checked `model.tflite`, flip-averaged when trained with flips.
+
+        Raises:
+            ServingError: when the folder has no LiteRT file made from its current `model.keras`
+                (none yet, a stale one, or one that failed its check).
+        """
+        from fashion_core.artifacts import fresh_litert_file
+        from fashion_core.metadata import ModelMetadata
+
+        path = fresh_litert_file(model_dir)
+        if path is None:
+            raise ServingError(
+                f"{model_dir} has no checked LiteRT file made from its current model.keras. Run "
+                f"`python -m fashion_core prepare {model_dir}` to write one. Received: model_dir={model_dir}"
+            )
+        flip_average = ModelMetadata.read(model_dir).trained_with_flips
+        return cls(path, flip_average=flip_average, num_threads=num_threads, max_interpreters=max_interpreters)
+
+    def _new_runner(self) -> _Runner:
+        return _Runner(self._model_content, self.num_threads, str(self.model_path))
+
+    @contextmanager
+    def _runner(self) -> Iterator[_Runner]:
+        """Borrows an idle interpreter, or makes one while fewer than `max_interpreters` exist."""
+        with self._slots:
+            with self._idle_lock:
+                runner = self._idle.pop() if self._idle else None
+            runner = runner or self._new_runner()
+            try:
+                yield runner
+            finally:
+                with self._idle_lock:
+                    self._idle.append(runner)
+
+    def _probabilities(self, runner: _Runner, batch: np.ndarray) -> np.ndarray:
+        if not self.flip_average:
+            return runner.run(batch)
+        # One invoke over the images and their mirror images: a batch of 2 costs about what 1 does.
+        both = runner.run(np.concatenate([batch, batch[:, :, ::-1]]))
+        return (both[: len(batch)] + both[len(batch) :]) / np.float32(2.0)
+
+    def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Returns `(N, 10)` float32 probabilities of 0..255 images: `(28, 28)`, `(N, 28, 28)`, `(N, 28, 28, 1)`.
+
+        Images are converted to float32 one batch at a time, so a uint8 set is never copied whole.
+
+        Raises:
+            ValueError: when the images are not 28x28 single-channel images.
+        """
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        if images.ndim not in (3, 4) or images.shape[1:] not in ((IMAGE_SIZE, IMAGE_SIZE), (IMAGE_SIZE, IMAGE_SIZE, 1)):
+            as_model_input(images)  # raises, with the shape received
+        if len(images) == 0:
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        step = max(1, min(batch_size, MAX_IMAGES_PER_INVOKE // (2 if self.flip_average else 1)))
+        with self._runner() as runner:
+            outputs = [
+                self._probabilities(runner, as_model_input(images[start : start + step]))
+                for start in range(0, len(images), step)
+            ]
+        return np.concatenate(outputs).astype(np.float32, copy=False)
+
+    def predict_one(self, image: np.ndarray) -> np.ndarray:
+        """Returns the `(10,)` probabilities of a single image."""
+        return self.predict(image)[0]
+
+
+def _read_model_file(path: Path) -> bytes:
+    """The bytes of a `.tflite` file, or a `ServingError` that says how to make one."""
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError as error:
+        raise ServingError(
+            f"There is no LiteRT file at {path}. Run `python -m fashion_core prepare {path.parent}` to export "
+            f"the model beside its model.keras. Received: model_path={path}"
+        ) from error
+    except OSError as error:
+        raise ServingError(f"{path} cannot be read ({error}). Received: model_path={path}") from error
+    # A flatbuffer's file identifier sits at bytes 4..8; "TFL3" marks a LiteRT model.
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise ServingError(
+            f"{path} is not a LiteRT model (no 'TFL3' identifier): it is corrupt or another kind of file. "
+            f"Run `python -m fashion_core prepare {path.parent}` to write it again. Received: model_path={path}"
+        )
+    return content
