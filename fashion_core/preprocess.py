@@ -715,3 +715,31 @@ def drawing_to_fashion_mnist(rgba: np.ndarray) -> np.ndarray:
     image, _ = fit_to_frame(ink[top:bottom, left:right], sharpen=False)
     softened = cv2.GaussianBlur(image.astype(np.float32), (0, 0), DRAWING_BLUR_SIGMA, borderType=cv2.BORDER_CONSTANT)
     return np.clip(np.rint(softened), 0, 255).astype(np.uint8)
+
+
+def box_drawing(box: Box, stroke: str = "#7c3aed", fill: str = "rgba(124, 58, 237, 0.15)") -> dict:
+    """A drawable canvas's drawing (Fabric.js JSON) holding one rectangle: `box`, to start the canvas from.
+
+    Args:
+        box: `(x0, y0, x1, y1)` in canvas pixels.
+        stroke: the rectangle's outline colour. Defaults to violet.
+        fill: its fill colour. Defaults to a faint violet.
+    """
+    x0, y0, x1, y1 = box
+    rect = {"type": "rect", "left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0, "scaleX": 1, "scaleY": 1}
+    return {"objects": [{**rect, "fill": fill, "stroke": stroke, "strokeWidth": 2, "angle": 0}]}
+
+
+def drawn_box(drawing: dict | None) -> Box | None:
+    """The newest rectangle of a drawable canvas's drawing as `(x0, y0, x1, y1)` canvas pixels, or `None`.
+
+    Fabric.js keeps a resized rectangle's size in `width * scaleX` and `height * scaleY`.
+    """
+    rects = [item for item in (drawing or {}).get("objects", []) if item.get("type") == "rect"]
+    if not rects:
+        return None
+    rect = rects[-1]
+    width, height = rect.get("width", 0) * rect.get("scaleX", 1), rect.get("height", 0) * rect.get("scaleY", 1)
+    x0 = rect.get("left", 0) - (width if rect.get("originX") == "right" else 0)
+    y0 = rect.get("top", 0) - (height if rect.get("originY") == "bottom" else 0)
+    return round(x0), round(y0), round(x0 + width), round(y0 + height)
