@@ -19,6 +19,7 @@ PAGES = {
     "Explore": [
         st.Page("pages/evaluation.py", title="Evaluation", icon=":material/analytics:"),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
+        st.Page("pages/photos.py", title="Photos", icon=":material/photo_library:"),
     ],
     "Train": [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),

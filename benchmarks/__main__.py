@@ -38,6 +38,8 @@ MEASUREMENTS = {
     ),
     "training_throughput_seed_cnn": ("benchmarks.training_throughput", "measure_training_throughput", {}),
     "server": ("benchmarks.server", "measure_server", {}),
+    "exports": ("benchmarks.exports", "measure_exports", {}),
+    "serving": ("benchmarks.serving", "measure_serving", {}),
 }
 
 
@@ -160,6 +162,39 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
         peak = server["training_memory"]["peak_rss_mb_during_default_training"]
         rows.append(("Peak RSS of the server in a default training run", f"{peak:.0f} MB", "< 1536 MB",
                      _goal(peak < 1536)))  # fmt: skip
+    rows += export_rows(results.get("exports", {})) + serving_rows(results.get("serving", {}))
+    return rows
+
+
+def export_rows(exports: dict) -> list[tuple[str, str, str, str]]:
+    """One row per export format: its agreement with Keras on the test set, in its own runtime."""
+    rows = []
+    for export_format, check in exports.items():
+        if "agreement" not in check:
+            rows.append((f"Export to {export_format}", check.get("error", "not measured"), "", ""))
+            continue
+        value = f"{check['agreement']:.2%} top-1, max diff {check['max_abs_difference']:.1e}"
+        value += f" ({check['num_images']} images)"
+        rows.append((f"Export to {export_format}, agreement with Keras in its own runtime", value,
+                     ">= 99.9%, <= 1e-4", _goal(check["passes"])))  # fmt: skip
+    return rows
+
+
+def serving_rows(serving: dict) -> list[tuple[str, str, str, str]]:
+    """LiteRT's and TensorFlow's predictor: start-up, memory, one flip-averaged image, 8 threads."""
+    names = {"litert": "LiteRT, 1 thread", "litert_2_threads": "LiteRT, 2 threads", "tensorflow": "TensorFlow"}
+    rows = []
+    for key, name in names.items():
+        figures = serving.get(key, {})
+        if "predict_one_p50_ms" not in figures:
+            continue
+        p50 = figures["predict_one_p50_ms"]
+        goal = ("<= 0.8 ms", _goal(p50 <= 0.8)) if key == "litert" else ("", "")
+        value = f"{p50:.2f} / {figures['predict_one_p95_ms']:.2f} ms"
+        rows.append((f"{name}: one image flip-averaged, p50 / p95", value, *goal))
+        rows.append((f"{name}: import + load / resident memory / answers per s with 8 threads",
+                     f"{figures['import_and_load_s']:.1f} s / {figures['rss_mb_after_answers']:.0f} MB / "
+                     f"{figures['answers_per_s_8_threads']:.0f}", "", ""))  # fmt: skip
     return rows
 
 

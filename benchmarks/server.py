@@ -4,7 +4,7 @@ Cold start is the time from launching `streamlit run` to the Home page showing t
 headless Chromium (the browser is started beforehand, as a visitor's would be). Peak memory is
 the Streamlit process's high-water resident set size (`VmHWM` in /proc) while the Train page runs
 the default configuration, sampled after its first training batches, then the run is stopped.
-Run: `python -m benchmarks.server` (needs /usr/bin/chromium).
+Run: `python -m benchmarks.server` (needs Chromium: /usr/bin/chromium, or the path in FASHION_STUDIO_CHROMIUM).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("FASHION_STUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 

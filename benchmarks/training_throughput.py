@@ -25,7 +25,7 @@ import keras
 
 from fashion_core.data import FashionMNIST, load_fashion_mnist
 from fashion_core.training import PRESETS, TrainingConfig
-from fashion_core.training.job import TrainingJob
+from fashion_core.training.job import JobStatus, TrainingJob
 from fashion_core.training.loop import build_compiled_model, make_dataset, split_training_data
 
 WARMUP_STEPS = 10
@@ -80,7 +80,7 @@ def time_job(config: TrainingConfig, data: FashionMNIST) -> Throughput:
     clock = BatchClock()
     job = TrainingJob(config, data=small_test_set(data), callbacks=[clock]).start()
     job.wait()
-    if job.snapshot().status != "done":
+    if job.snapshot().status != JobStatus.DONE:
         raise RuntimeError(f"The benchmark job ended {job.snapshot().status}: {job.snapshot().error}")
     return clock.throughput(config.batch_size)
 

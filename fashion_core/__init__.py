@@ -24,6 +24,7 @@ TENSORFLOW_MODULES = frozenset(
         "fashion_core.gradients",  # Grad-CAM, Grad-CAM++, saliency, SmoothGrad: gradients need TensorFlow
         "fashion_core.export",  # LiteRT, SavedModel and ONNX exports
         "fashion_core.training",  # fit loops, callbacks, jobs
+        "fashion_core.cli",  # its flags come from TrainingConfig, whose architectures are Keras builders
     }
 )
 

@@ -2,6 +2,10 @@
 
 import sys
 
-from fashion_core.cli import main
+try:
+    from fashion_core.cli import main
+except ValueError as error:  # KerasBackendError: a Keras set to another backend is refused as the library loads
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 sys.exit(main())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib.util
 import os
 import uuid
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ TEST_PREDICTIONS_FILE = "test_predictions.npz"
 REQUIRED_AGREEMENT = 0.999
 MAX_ALLOWED_DIFFERENCE = 1e-4
 NUM_CHECK_IMAGES_WITHOUT_DATASET = 256
+EXPORT_FORMATS = ("litert", "saved_model", "onnx")
+EXPORT_LABELS = {"litert": "LiteRT (.tflite)", "saved_model": "TensorFlow SavedModel (.zip)", "onnx": "ONNX (.onnx)"}
+ONNX_PACKAGES = ("tf2onnx", "onnx", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,43 @@ def write_metadata(model_dir: str | os.PathLike, metadata: ModelMetadata) -> Pat
             leftover.unlink()
         temporary_dir.rmdir()
     return path
+
+
+def onnx_unavailable_reason() -> str | None:
+    """Why ONNX export cannot run here (a missing package), or `None` when it can."""
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (
+        f"ONNX export needs {', '.join(missing)}, which is not installed. Install the versions pinned in "
+        "requirements.txt (`pip install -r requirements.txt`)."
+    )
+
+
+def download_file_name(model_name: str, export_format: str) -> str:
+    """The file name a download of one export gets, e.g. `default.tflite` or `default_saved_model.zip`."""
+    return {"litert": f"{model_name}.tflite", "saved_model": f"{model_name}_saved_model.zip"}.get(
+        export_format, f"{model_name}.onnx"
+    )
+
+
+def export_download_bytes(model_dir: str | os.PathLike, export_format: str) -> bytes:
+    """The bytes to download of one export of a folder's model: a `.tflite`, a zipped SavedModel or a `.onnx`.
+
+    The folder's checked `model.tflite` is read as it is; any other export is made now (TensorFlow,
+    about a second for the shipped model).
+
+    Raises:
+        ExportError: for an unknown format, or ONNX without its converter.
+    """
+    model_dir = Path(model_dir)
+    if export_format == "litert" and (path := fresh_litert_file(model_dir)) is not None:
+        return path.read_bytes()
+    from fashion_core.export import export_download, validate_format
+    from fashion_core.registry import load_model
+
+    validate_format(export_format)  # before the model loads
+    return export_download(load_model(model_dir), export_format)[1]
 
 
 # --- writing: imports TensorFlow ----------------------------------------------------------------------

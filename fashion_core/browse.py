@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
+from fashion_core.data import IMAGE_SIZE, NUM_CLASSES, stratified_indices
 
 ORDERS = {
     "index": "By index",
@@ -171,22 +171,10 @@ def mean_images(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def stratified_sample(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     """`size` indices drawn without replacement with classes in their proportions, ascending.
 
-    Largest remainders decide which classes get the leftover places, so the result has exactly
-    `min(size, len(labels))` indices, and the same seed always gives the same ones.
+    The same draw as the training subset's (`fashion_core.data.stratified_indices`): exactly
+    `min(size, len(labels))` indices, the same ones for the same seed.
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    size = min(size, len(labels))
-    counts = class_counts(labels)
-    quotas = counts * size / max(len(labels), 1)
-    taken = np.floor(quotas).astype(np.int64)
-    leftover = size - int(taken.sum())
-    taken[np.argsort(-(quotas - taken), kind="stable")[:leftover]] += 1
-    rng = np.random.default_rng(seed)
-    chosen = [
-        rng.choice(np.flatnonzero(labels == class_index), size=int(taken[class_index]), replace=False)
-        for class_index in range(NUM_CLASSES)
-    ]
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
+    return stratified_indices(labels, size, seed)
 
 
 def upscale(images: np.ndarray, scale: int) -> np.ndarray:

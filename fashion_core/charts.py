@@ -218,7 +218,7 @@ def _bin_means(values: np.ndarray, size: int) -> np.ndarray:
 
 
 def training_curves_chart(
-    snapshot,
+    progress,
     metric: str = "loss",
     smoothing: float = 0.9,
     max_points: int = 1500,
@@ -231,8 +231,8 @@ def training_curves_chart(
     consecutive batches (and smoothed with the equivalent weight), which keeps each refresh light.
 
     Args:
-        snapshot: a `fashion_core.training.job.JobSnapshot` (or any object with `batch_steps`,
-            `batch_loss`, `batch_accuracy`, `epoch_logs` and `steps_per_epoch`).
+        progress: a run's `fashion_core.training.callbacks.TrainingProgress` (or any object with
+            `batch_steps`, `batch_loss`, `batch_accuracy`, `epoch_logs` and `steps_per_epoch`).
         metric: `"loss"` or `"accuracy"`. Defaults to `"loss"`.
         smoothing: the EMA weight of the past, per batch. Defaults to 0.9.
         max_points: at most this many points per training curve. Defaults to 1500.
@@ -240,15 +240,15 @@ def training_curves_chart(
             training curves jump there, as the images get easier), marked with a dotted line.
             Defaults to none.
     """
-    steps = np.asarray(snapshot.batch_steps, dtype=float)
-    raw = np.asarray(getattr(snapshot, f"batch_{metric}"), dtype=float)
+    steps = np.asarray(progress.batch_steps, dtype=float)
+    raw = np.asarray(getattr(progress, f"batch_{metric}"), dtype=float)
     bin_size = max(1, -(-len(steps) // max_points))
     if bin_size > 1:
         steps, raw = steps[bin_size - 1 :: bin_size], _bin_means(raw, bin_size)
-        steps = np.append(steps, snapshot.batch_steps[-1]) if len(steps) < len(raw) else steps
-    x = steps / max(snapshot.steps_per_epoch, 1)
+        steps = np.append(steps, progress.batch_steps[-1]) if len(steps) < len(raw) else steps
+    x = steps / max(progress.steps_per_epoch, 1)
     raw_name = "training, per batch" if bin_size == 1 else f"training, per {bin_size} batches"
-    logs = [log for log in snapshot.epoch_logs if f"val_{metric}" in log]
+    logs = [log for log in progress.epoch_logs if f"val_{metric}" in log]
     figure = go.Figure(
         [
             go.Scatter(x=x, y=raw, name=raw_name, mode="lines", line={"color": MUTED, "width": 1}),

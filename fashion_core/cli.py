@@ -1,4 +1,4 @@
-"""Command line: `python -m fashion_core train|evaluate|export|prepare ...`.
+"""Command line: `python -m fashion_core train|evaluate|export|prepare|calibrate ...`.
 
 Only the commands that need TensorFlow import it, and only when they run.
 """
@@ -10,8 +10,10 @@ import dataclasses
 import os
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
-from fashion_core.training.config import DISTRIBUTE_MODES, FIELD_BOUNDS, TrainingConfig
+if TYPE_CHECKING:  # the training config imports TensorFlow
+    from fashion_core.training.config import TrainingConfig
 
 EXPORT_FORMATS = ("litert", "saved_model", "onnx")  # as in fashion_core.export, which imports TensorFlow
 
@@ -20,6 +22,8 @@ FLAG_ALIASES = {"architecture": ["--arch"]}
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per `TrainingConfig` field, with the field's default and allowed range in the help."""
+    from fashion_core.training.config import FIELD_BOUNDS, TrainingConfig
+
     defaults = TrainingConfig()
     for config_field in dataclasses.fields(TrainingConfig):
         if config_field.name == "extra":
@@ -43,6 +47,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; building it imports the training config (and so TensorFlow)."""
+    from fashion_core.training.config import DISTRIBUTE_MODES
+
     parser = argparse.ArgumentParser(prog="python -m fashion_core", description="Fashion-MNIST Studio command line.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -79,12 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prepare_parser.add_argument("path", help="a model folder (model.keras + metadata.json)")
     prepare_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
+
+    calibrate_parser = commands.add_parser(
+        "calibrate",
+        help="fit a temperature on the validation split and the 'unsure' threshold on labelled photos; "
+        "rewrites the folder's model.keras and metadata.json",
+    )
+    calibrate_parser.add_argument("path", help="model folder (model.keras + metadata.json)")
+    calibrate_parser.add_argument(
+        "--photos", help="labelled photo folder with MANIFEST.tsv; its 'val' photos choose the threshold"
+    )
+    calibrate_parser.add_argument("--no-photos", action="store_true", help="fit the temperature only")
+    calibrate_parser.add_argument("--target-accuracy", type=float, default=0.9, help="default: 0.9")
+    calibrate_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     """The preset (or the defaults) with every flag given on the command line applied."""
-    from fashion_core.training.config import PRESETS
+    from fashion_core.training.config import PRESETS, TrainingConfig
 
     base = PRESETS[args.preset] if args.preset else TrainingConfig()
     changes = {
@@ -155,6 +175,31 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_calibrate(args: argparse.Namespace) -> int:
+    from fashion_core.calibration import REAL_PHOTOS_DIR, calibrate_model_dir
+    from fashion_core.data import load_fashion_mnist
+
+    photos = None if args.no_photos else (args.photos or REAL_PHOTOS_DIR)
+    data = load_fashion_mnist(args.data_dir)
+    metadata = calibrate_model_dir(args.path, photos, data=data, target_accuracy=args.target_accuracy)
+    info, check = metadata.calibration, metadata.extra["calibration_check"]
+    print(f"Calibrated {args.path}: temperature {info.temperature:.4f}, fitted on the {info.fitted_on}")
+    nll = f"NLL {info.nll_before:.4f} -> {info.nll_after:.4f}"
+    print(f"  validation ECE {info.ece_before:.4f} -> {info.ece_after:.4f}, {nll}")
+    print(
+        f"  test ({check['as_the_app_predicts']}) ECE {check['test_ece_before']:.4f} -> {check['test_ece_after']:.4f}, "
+        f"accuracy {check['test_accuracy_before']:.4f} -> {check['test_accuracy_after']:.4f}"
+    )
+    if metadata.selective:
+        selective = metadata.selective
+        given = "none right" if selective.accuracy is None else f"{selective.accuracy:.1%} of them right"
+        print(
+            f"  'unsure' below {selective.threshold:.3f}: on {selective.fitted_on}, answers {selective.coverage:.1%} "
+            f"of photos, {given} (target {selective.target_accuracy:.0%})"
+        )
+    return 0
+
+
 def print_summary(report, heading: str) -> None:
     from fashion_core.data import CLASS_NAMES
 
@@ -206,7 +251,13 @@ def describe_check(check) -> str:
     )
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "export": run_export, "prepare": run_prepare}
+COMMANDS = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "export": run_export,
+    "prepare": run_prepare,
+    "calibrate": run_calibrate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

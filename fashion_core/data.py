@@ -30,7 +30,7 @@ NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 28
 
 DEBIAN_DATASET_DIR = Path("/usr/share/datasets/fashion-mnist")
-KERAS_CACHE_DIR = Path.home() / ".keras" / "datasets" / "fashion-mnist"
+KERAS_CACHE_SUBDIR = "datasets/fashion-mnist"
 KERAS_DOWNLOAD_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
 FILE_NAMES = {
@@ -73,6 +73,12 @@ class FashionMNIST:
         raise ValueError(f"Unknown split; expected 'train' or 'test'. Received: name={name!r}")
 
 
+def keras_cache_dir() -> Path:
+    """Where Keras keeps the downloaded dataset: under `$KERAS_HOME` when it is set, as Keras does, else `~/.keras`."""
+    keras_home = os.environ["KERAS_HOME"] if "KERAS_HOME" in os.environ else Path.home() / ".keras"
+    return Path(keras_home).expanduser() / KERAS_CACHE_SUBDIR
+
+
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Lists, in order, the folders searched for the IDX files."""
     dirs = []
@@ -80,7 +86,7 @@ def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
         dirs.append(Path(data_dir))
     if os.environ.get("FASHION_MNIST_DIR"):
         dirs.append(Path(os.environ["FASHION_MNIST_DIR"]))
-    dirs += [DEBIAN_DATASET_DIR, KERAS_CACHE_DIR]
+    dirs += [DEBIAN_DATASET_DIR, keras_cache_dir()]
     return dirs
 
 
@@ -140,19 +146,25 @@ def _has_any_file(directory: Path) -> bool:
 
 
 def _download_with_keras() -> Path:
-    """Downloads the files into Keras' cache through `keras.utils.get_file` (needs internet)."""
+    """Downloads the files into Keras' cache through `keras.utils.get_file` (needs internet); returns the folder.
+
+    Keras falls back to `/tmp/.keras` when its home is not writable, so the folder is the one it reports.
+    """
     import keras
 
-    for name in FILE_NAMES.values():
-        keras.utils.get_file(name, origin=KERAS_DOWNLOAD_URL + name, cache_subdir="datasets/fashion-mnist")
-    return KERAS_CACHE_DIR
+    paths = [
+        Path(keras.utils.get_file(name, origin=KERAS_DOWNLOAD_URL + name, cache_subdir=KERAS_CACHE_SUBDIR))
+        for name in FILE_NAMES.values()
+    ]
+    return paths[0].parent
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> FashionMNIST:
     """Loads Fashion-MNIST train (60000) and test (10000) images and labels as uint8.
 
     Looks in `data_dir`, `$FASHION_MNIST_DIR`, Debian's `/usr/share/datasets/fashion-mnist`, then
-    Keras' cache, and finally downloads into Keras' cache. The first folder that holds any of the
+    Keras' cache (`$KERAS_HOME/datasets/fashion-mnist`, by default under `~/.keras`), and finally
+    downloads into Keras' cache. The first folder that holds any of the
     files is the one used, so a corrupt copy is reported rather than silently skipped.
 
     Args:
@@ -181,35 +193,84 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool
     raise DatasetError(f"Fashion-MNIST was not found. Looked in: {where}; {download_note}. {HOW_TO_GET_THE_DATA}")
 
 
+def class_quotas(labels: np.ndarray, size: int) -> np.ndarray:
+    """How many of each class a stratified sample of `size` takes: classes in their proportions, `size` in all.
+
+    Each class gets the floor of its share; the largest remainders get the places left over, so the
+    quotas add up to exactly `min(size, len(labels))`.
+
+    Returns:
+        `(NUM_CLASSES,)` int64 counts, none above the class's own count.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    size = min(max(int(size), 0), len(labels))
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    shares = counts * size / max(len(labels), 1)
+    quotas = np.floor(shares).astype(np.int64)
+    leftover = size - int(quotas.sum())
+    quotas[np.argsort(-(shares - quotas), kind="stable")[:leftover]] += 1
+    return quotas
+
+
+def _draw_per_class(labels: np.ndarray, quotas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draws `quotas[c]` indices of each present class `c` without replacement, ascending."""
+    chosen = [
+        rng.choice(np.flatnonzero(labels == class_index), size=int(quotas[class_index]), replace=False)
+        for class_index in np.unique(labels)
+    ]
+    return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def stratified_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """`min(size, len(labels))` indices drawn without replacement with classes in their proportions, ascending.
+
+    The same seed always gives the same indices. `stratified_subset`, `validation_split` and the
+    Dataset page's embedding sample all draw through it.
+
+    Args:
+        labels: `(N,)` integer class labels.
+        size: how many indices to draw.
+        seed: the random seed. Defaults to 0.
+
+    Returns:
+        `(min(size, N),)` int64 indices into `labels`.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    return _draw_per_class(labels, class_quotas(labels, size), np.random.default_rng(seed))
+
+
 def validation_split(
     images: np.ndarray, labels: np.ndarray, fraction: float, seed: int
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Splits off a stratified validation set; the same seed always gives the same split.
+    """Splits off a stratified validation set of `round(len(labels) * fraction)` examples.
+
+    The same seed always gives the same split; the validation set is `stratified_indices(labels, size, seed)`.
 
     Returns:
-        `((train_images, train_labels), (val_images, val_labels))`, indexed copies of uint8 arrays.
+        `((train_images, train_labels), (val_images, val_labels))`, indexed copies of uint8 arrays;
+        the training part is shuffled, the validation part in dataset order.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must be in [0, 1). Received: fraction={fraction}")
+    labels_int = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    val_indices = []
-    for class_index in np.unique(labels):
-        members = np.flatnonzero(labels == class_index)
-        val_indices.append(rng.choice(members, size=round(len(members) * fraction), replace=False))
+    val_order = _draw_per_class(labels_int, class_quotas(labels_int, round(len(labels) * fraction)), rng)
     val_mask = np.zeros(len(labels), dtype=bool)
-    val_mask[np.concatenate(val_indices)] = True
+    val_mask[val_order] = True
     train_order = rng.permutation(np.flatnonzero(~val_mask))
-    val_order = np.flatnonzero(val_mask)
     return (images[train_order], labels[train_order]), (images[val_order], labels[val_order])
 
 
 def stratified_subset(images: np.ndarray, labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Takes `size` examples with the classes in their original proportions (deterministic per seed)."""
+    """Takes exactly `min(size, len(labels))` examples with the classes in their proportions, in dataset order.
+
+    The examples are those of `stratified_indices(labels, size, seed)`; asking for all of them or more
+    returns the arrays themselves.
+    """
     if size >= len(labels):
         return images, labels
-    fraction = size / len(labels)
-    _, (subset_images, subset_labels) = validation_split(images, labels, fraction, seed)
-    return subset_images, subset_labels
+    indices = stratified_indices(labels, size, seed)
+    return images[indices], labels[indices]
 
 
 def as_model_input(images: np.ndarray) -> np.ndarray:

@@ -126,13 +126,8 @@ def evaluate_model(model, images: np.ndarray, labels: np.ndarray, flip_average: 
     """Predicts every image and returns its `EvaluationReport`.
 
     Args:
-    if is_predictor(model):
-        predictor = model
-    else:
-        from fashion_core.inference import Predictor
-
-        predictor = Predictor(model, flip_average=flip_average)
-    return EvaluationReport.from_probabilities(predictor.predict(images), labels)
+        model: a Keras model under the project's contract, or a predictor (`inference.Predictor`,
+            `serving.LiteRTPredictor`: anything with `predict(images)` and `flip_average`), used as it is.
         images: uint8 or float `(N, 28, 28)` or `(N, 28, 28, 1)`, 0..255.
         labels: `(N,)` integer class indices.
         flip_average: average with mirrored images (for a Keras model). Defaults to `False`.

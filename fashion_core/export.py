@@ -4,12 +4,11 @@ An export is only as good as its agreement with the model it came from, so each 
 it will be used: LiteRT's interpreter for `.tflite`, TensorFlow for a SavedModel, ONNX Runtime for
 `.onnx`, and its probabilities are compared with Keras' on the same images (`verify_export`).
 
-This module needs TensorFlow (the converters are part of it); `onnx_unavailable_reason` does not.
+This module needs TensorFlow (the converters are part of it).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import shutil
@@ -21,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_core.artifacts import EXPORT_FORMATS, onnx_unavailable_reason
 from fashion_core.data import IMAGE_SIZE, NUM_CLASSES, as_model_input
 from fashion_core.metadata import ExportCheck
 
-EXPORT_FORMATS = ("litert", "saved_model", "onnx")
 # The name of each format's export inside a model folder or a download.
 EXPORT_NAMES = {"litert": "model.tflite", "saved_model": "saved_model", "onnx": "model.onnx"}
-ONNX_PACKAGES = ("tf2onnx", "onnx", "onnxruntime")
 
 # Keras traces the model to export it; two exports of one model object at once would share that state.
 _EXPORT_LOCK = threading.Lock()
@@ -35,17 +33,6 @@ _EXPORT_LOCK = threading.Lock()
 
 class ExportError(ValueError):
     """Raised for an unknown format, a format whose converter is missing, or an export that failed."""
-
-
-def onnx_unavailable_reason() -> str | None:
-    """Why ONNX export cannot run here (a missing package), or `None` when it can."""
-    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
-    if not missing:
-        return None
-    return (
-        f"ONNX export needs {', '.join(missing)}, which is not installed. Install the versions pinned in "
-        "requirements.txt (`pip install -r requirements.txt`)."
-    )
 
 
 def validate_format(export_format: str) -> str:
@@ -171,6 +158,7 @@ def verify_export(
 
 def export_download(model, export_format: str) -> tuple[str, bytes]:
     """`(file name, bytes)` of an export to download: the `.tflite` or `.onnx` file, or a SavedModel as a zip."""
+    validate_format(export_format)
     with tempfile.TemporaryDirectory(prefix="fashion-export-") as folder:
         path = export_model(model, export_format, Path(folder) / EXPORT_NAMES[export_format])
         if path.is_file():

@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 METADATA_FILE = "metadata.json"
+# One line per architecture of `fashion_core.models.ARCHITECTURES`, for the pages (kept here: no TensorFlow).
+ARCHITECTURE_DESCRIPTIONS = {
+    "dense": "Flatten, Dense 128, Dense 10: the tutorials' baseline (no conv layer, so no Grad-CAM).",
+    "seed_cnn": "Two conv layers with pooling, Dense 128: the tutorials' small CNN.",
+    "small_cnn": "Two conv layers with batch norm, Dense 128: learns in a few passes (the Quick preset).",
+    "cnn": "VGG-style CNN with batch norm, dropout and augmentation: the default.",
+}
 
 
 class MetadataError(ValueError):

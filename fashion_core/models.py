@@ -8,13 +8,61 @@ order. Models use only built-in Keras layers, so a saved `.keras` file loads wit
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-import keras
-from keras import layers
+from pathlib import Path
 
 from fashion_core.data import IMAGE_SIZE, NUM_CLASSES
+from fashion_core.metadata import ARCHITECTURE_DESCRIPTIONS  # noqa: F401  (re-exported)
+
+
+class KerasBackendError(ValueError):
+    """Raised when Keras is set to run on another backend than TensorFlow, which this library needs."""
+
+
+def configured_keras_backend() -> str:
+    """The backend Keras runs (or will run) on, found as Keras finds it, without importing Keras.
+
+    The loaded Keras' own answer if it is imported; else `$KERAS_BACKEND`; else the `"backend"` of
+    `keras.json` in Keras' home (`$KERAS_HOME`, else `~/.keras`); else `"tensorflow"`.
+    """
+    if "keras" in sys.modules and hasattr(sys.modules["keras"], "backend"):
+        return sys.modules["keras"].backend.backend()
+    if "KERAS_BACKEND" in os.environ:
+        return os.environ["KERAS_BACKEND"]
+    keras_home = os.environ["KERAS_HOME"] if "KERAS_HOME" in os.environ else Path.home() / ".keras"
+    try:
+        return json.loads((Path(keras_home).expanduser() / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):  # no file, or not a JSON object: Keras uses its default too
+        return "tensorflow"
+
+
+def require_tensorflow_backend() -> None:
+    """Checks that Keras runs on TensorFlow, before any TensorFlow-backed code starts.
+
+    The models, the training loop, Grad-CAM and the predictor use TensorFlow directly (`tf.function`,
+    `tf.data`, `GradientTape`); under another Keras backend they would fail later with errors that do
+    not name the cause, or Keras would not even import when that backend is not installed.
+
+    Raises:
+        KerasBackendError: when Keras is set to another backend.
+    """
+    backend = configured_keras_backend()
+    if backend != "tensorflow":
+        raise KerasBackendError(
+            f"Fashion-MNIST Studio needs Keras on the TensorFlow backend, but Keras is set to use {backend!r}. "
+            'Unset KERAS_BACKEND or set it to "tensorflow" (and check the "backend" of keras.json in '
+            f"$KERAS_HOME or ~/.keras). Received: backend={backend!r}"
+        )
+
+
+require_tensorflow_backend()  # before Keras loads: under another backend it may not even import
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 FEATURES_LAYER_NAME = "features"  # the penultimate layer, used for embeddings
@@ -156,12 +204,6 @@ ARCHITECTURES: dict[str, Callable[[ModelOptions], keras.Model]] = {
     "seed_cnn": build_seed_cnn,
     "small_cnn": build_small_cnn,
     "cnn": build_cnn,
-}
-ARCHITECTURE_DESCRIPTIONS = {
-    "dense": "Flatten, Dense 128, Dense 10: the tutorials' baseline (no conv layer, so no Grad-CAM).",
-    "seed_cnn": "Two conv layers with pooling, Dense 128: the tutorials' small CNN.",
-    "small_cnn": "Two conv layers with batch norm, Dense 128: learns in a few passes (the Quick preset).",
-    "cnn": "VGG-style CNN with batch norm, dropout and augmentation: the default.",
 }
 
 

@@ -1,11 +1,15 @@
-"""Labelled real photos as Fashion-MNIST arrays: `PhotoArrays` and `load_photo_folder`.
+"""`PhotoArrays`: labelled photos as the arrays a model trains or is evaluated on; photo folders read into them.
+
+The photo store (`fashion_core.photostore`) hands these out per split; training mixes them into
+batches and evaluation scores a model on them. `photo_set_fingerprint` names one set of photos, so
+a model's metadata can say exactly which photos it was trained and chosen on.
 
 A photo folder holds the photos and a `MANIFEST.tsv` with the columns `relative_path`,
 `class_index` (Fashion-MNIST order), `class_name`, `split` (`train` or `val`) and `source`, like
-`../shared/realphotos-cc0`. Each photo goes through `fashion_core.preprocess.photo_to_fashion_mnist`,
-exactly as the app converts an upload, and the conversions are cached on disk by the photo's
-SHA-256 and the preprocessing's version, so a second load of the same photos takes well under a
-second. The photo store (`fashion_core.photostore`) hands out the same `PhotoArrays`.
+`../shared/realphotos-cc0`. `load_photo_folder` converts each photo with
+`fashion_core.preprocess.photo_to_fashion_mnist`, exactly as the app converts an upload, and caches
+the conversions on disk by the photo's SHA-256 and the preprocessing's version, so a second load of
+the same photos takes well under a second.
 
 This module needs neither TensorFlow nor Streamlit.
 """
@@ -16,8 +20,8 @@ import csv
 import hashlib
 import os
 import tempfile
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,50 +39,68 @@ class PhotoDataError(ValueError):
     """Raised for a photo folder that cannot be read: no manifest, a bad row, a missing or bad photo."""
 
 
+def photo_set_fingerprint(digests: Iterable[str], labels: Iterable[int]) -> str:
+    """A hash of a photo set: its photos' SHA-256 digests with their labels, in sorted order.
+
+    The same photos with the same labels give the same fingerprint whatever their order; a photo
+    added, removed or relabelled changes it.
+
+    Returns:
+        The first 16 hex digits of the SHA-256 of the sorted `"digest:label"` lines.
+    """
+    lines = sorted(f"{digest}:{int(label)}" for digest, label in zip(digests, labels, strict=True))
+    return hashlib.sha256("\n".join(lines).encode("ascii")).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class PhotoArrays:
-    """Labelled photos made into Fashion-MNIST images.
+    """Labelled photos as arrays, in one order.
 
     Attributes:
-        images: uint8 `(N, 28, 28)`, light garment on black, as the model sees an upload.
-        labels: int64 `(N,)` Fashion-MNIST class indices.
-        digests: the SHA-256 (hex) of each photo's file bytes, in the same order.
+        images: uint8 `(N, 28, 28)`, light garment on black: what the model sees.
+        labels: int64 `(N,)` true class indices.
+        digests: the SHA-256 hex digest of each photo's bytes, `N` strings.
         source: where the photos came from (a folder, or a database URL without its password).
     """
 
     images: np.ndarray
     labels: np.ndarray
-    digests: list[str] = field(repr=False)
+    digests: tuple[str, ...] = ()
     source: str = ""
 
-    def __post_init__(self) -> None:
-        if self.images.ndim != 3 or self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise PhotoDataError(f"images must be shaped (N, 28, 28). Received: shape={self.images.shape}")
-        if not len(self.images) == len(self.labels) == len(self.digests):
-            raise PhotoDataError(
-                "images, labels and digests must have one entry per photo. Received: "
-                f"{len(self.images)} images, {len(self.labels)} labels, {len(self.digests)} digests"
+    def __post_init__(self):
+        images = np.asarray(self.images, dtype=np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if len(images) != len(labels) or (self.digests and len(self.digests) != len(labels)):
+            raise ValueError(
+                "PhotoArrays needs one label (and one digest, when given) per image. "
+                f"Received: {len(images)} images, {len(labels)} labels, {len(self.digests)} digests"
             )
+        object.__setattr__(self, "images", images)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "digests", tuple(self.digests))
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the sorted `digest:label` lines: the same photos with the same labels, in any order."""
-        lines = sorted(f"{digest}:{int(label)}" for digest, label in zip(self.digests, self.labels, strict=True))
-        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        """`photo_set_fingerprint` of these photos (needs `digests`)."""
+        return photo_set_fingerprint(self.digests, self.labels)
 
     @property
-    def counts(self) -> dict[str, int]:
-        """Photos per class name (only the classes present), in Fashion-MNIST order."""
-        tally = Counter(int(label) for label in self.labels)
-        return {CLASS_NAMES[index]: tally[index] for index in range(NUM_CLASSES) if tally[index]}
+    def class_counts(self) -> np.ndarray:
+        """int64 `(10,)` photos per class."""
+        return np.bincount(self.labels, minlength=NUM_CLASSES)
+
+    def counts_by_class_name(self) -> dict[str, int]:
+        """Photos per class name, classes without photos left out (as `PhotoSetInfo` records them)."""
+        return {name: int(count) for name, count in zip(CLASS_NAMES, self.class_counts) if count}
 
     @classmethod
     def empty(cls, source: str = "") -> PhotoArrays:
         """No photos (for a split with none)."""
-        return cls(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.int64), [], source)
+        return cls(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.int64), (), source)
 
 
 @dataclass(frozen=True)
@@ -186,7 +208,7 @@ def load_photo_folder(
 
     Example:
         >>> photos = load_photo_folder("../shared/realphotos-cc0", "val")
-        >>> photos.counts
+        >>> photos.counts_by_class_name()
         {'T-shirt/top': 131, 'Trouser': 88, 'Dress': 51, 'Coat': 35, 'Shirt': 64}
     """
     from fashion_core.preprocess import ImageError, photo_to_fashion_mnist
@@ -219,7 +241,7 @@ def load_photo_folder(
     if not rows:
         return PhotoArrays.empty(str(folder))
     labels = np.array([row.class_index for row in rows], dtype=np.int64)
-    return PhotoArrays(np.stack(images).astype(np.uint8), labels, digests, str(folder))
+    return PhotoArrays(np.stack(images).astype(np.uint8), labels, tuple(digests), str(folder))
 
 
 def load_photos(source: str | os.PathLike, split: str | None = None) -> PhotoArrays:

@@ -15,9 +15,8 @@ This module needs neither TensorFlow nor Keras.
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -60,16 +59,31 @@ class _Runner:
         self.input_index = inputs[0]["index"]
         self.output_index = outputs[0]["index"]
         self.batch_size = int(inputs[0]["shape"][0])
+        self.buffer = np.empty((self.batch_size, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """`(n, 10)` float32 outputs of a float32 `(n, 28, 28, 1)` batch."""
-        if len(batch) != self.batch_size:
-            self.interpreter.resize_tensor_input(self.input_index, [len(batch), IMAGE_SIZE, IMAGE_SIZE, 1], strict=True)
+    def run(self, images: np.ndarray, flip_average: bool) -> np.ndarray:
+        """`(n, 10)` float32 outputs for `(n, 28, 28)` or `(n, 28, 28, 1)` 0..255 images, optionally flip-averaged.
+
+        The images (and their mirror images) are written straight into one float32 buffer that is
+        kept between calls of the same size, so a single image costs no allocation but the answer.
+        """
+        count = len(images)
+        size = 2 * count if flip_average else count
+        if size != self.batch_size:
+            self.interpreter.resize_tensor_input(self.input_index, [size, IMAGE_SIZE, IMAGE_SIZE, 1], strict=True)
             self.interpreter.allocate_tensors()
-            self.batch_size = len(batch)
-        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(batch))
+            self.batch_size = size
+            self.buffer = np.empty((size, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+        self.buffer[:count] = images.reshape(count, IMAGE_SIZE, IMAGE_SIZE)  # converts to float32 in place
+        if flip_average:
+            # One invoke over the images and their mirror images: a batch of 2 costs about what 1 does.
+            self.buffer[count:] = self.buffer[:count, :, ::-1]
+        self.interpreter.set_tensor(self.input_index, self.buffer.reshape(size, IMAGE_SIZE, IMAGE_SIZE, 1))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output_index)  # a copy, safe to keep
+        outputs = self.interpreter.get_tensor(self.output_index)  # a copy, safe to keep
+        if flip_average:
+            return (outputs[:count] + outputs[count:]) * np.float32(0.5)
+        return outputs
 
 
 class LiteRTPredictor:
@@ -103,10 +117,12 @@ class LiteRTPredictor:
         self.model_path = Path(model_path)
         self.flip_average = flip_average
         self.num_threads = num_threads
+        self.max_interpreters = max_interpreters
         self._model_content = _read_model_file(self.model_path)
-        self._idle = [self._new_runner()]  # built now, so a bad file fails here and not on first use
-        self._idle_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max_interpreters)
+        self._idle: queue.SimpleQueue[_Runner] = queue.SimpleQueue()
+        self._idle.put(self._new_runner())  # built now, so a bad file fails here and not on first use
+        self._num_runners = 1
+        self._create_lock = threading.Lock()
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path, num_threads: int = 1, max_interpreters: int = 8) -> LiteRTPredictor:
@@ -131,25 +147,21 @@ class LiteRTPredictor:
     def _new_runner(self) -> _Runner:
         return _Runner(self._model_content, self.num_threads, str(self.model_path))
 
-    @contextmanager
-    def _runner(self) -> Iterator[_Runner]:
-        """Borrows an idle interpreter, or makes one while fewer than `max_interpreters` exist."""
-        with self._slots:
-            with self._idle_lock:
-                runner = self._idle.pop() if self._idle else None
-            runner = runner or self._new_runner()
-            try:
-                yield runner
-            finally:
-                with self._idle_lock:
-                    self._idle.append(runner)
+    @property
+    def num_interpreters(self) -> int:
+        """How many interpreters the pool holds now (at most `max_interpreters`)."""
+        return self._num_runners
 
-    def _probabilities(self, runner: _Runner, batch: np.ndarray) -> np.ndarray:
-        if not self.flip_average:
-            return runner.run(batch)
-        # One invoke over the images and their mirror images: a batch of 2 costs about what 1 does.
-        both = runner.run(np.concatenate([batch, batch[:, :, ::-1]]))
-        return (both[: len(batch)] + both[len(batch) :]) / np.float32(2.0)
+    def _borrow(self) -> _Runner:
+        """An idle interpreter, a new one while fewer than `max_interpreters` exist, or else the next one freed."""
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._create_lock:
+            create = self._num_runners < self.max_interpreters
+            self._num_runners += create
+        return self._new_runner() if create else self._idle.get()
 
     def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Returns `(N, 10)` float32 probabilities of 0..255 images: `(28, 28)`, `(N, 28, 28)`, `(N, 28, 28, 1)`.
@@ -167,12 +179,14 @@ class LiteRTPredictor:
         if len(images) == 0:
             return np.zeros((0, NUM_CLASSES), dtype=np.float32)
         step = max(1, min(batch_size, MAX_IMAGES_PER_INVOKE // (2 if self.flip_average else 1)))
-        with self._runner() as runner:
+        runner = self._borrow()
+        try:
             outputs = [
-                self._probabilities(runner, as_model_input(images[start : start + step]))
-                for start in range(0, len(images), step)
+                runner.run(images[start : start + step], self.flip_average) for start in range(0, len(images), step)
             ]
-        return np.concatenate(outputs).astype(np.float32, copy=False)
+        finally:
+            self._idle.put(runner)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     def predict_one(self, image: np.ndarray) -> np.ndarray:
         """Returns the `(10,)` probabilities of a single image."""

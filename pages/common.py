@@ -6,30 +6,40 @@ This module is the only Streamlit-aware glue besides the pages themselves; the w
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
+from streamlit.connections import BaseConnection
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
+from fashion_core.artifacts import file_sha256, stored_test_evaluation, write_test_probabilities
 from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.inference import Predictor
 from fashion_core.metadata import ModelMetadata
+from fashion_core.photostore import PHOTO_DB_ENV, PhotoStore, PhotoStoreError, Split, evaluate_on_photos
 from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
+from fashion_core.serving import LiteRTPredictor, ServingError
+
+if TYPE_CHECKING:
+    from fashion_core.inference import Predictor
 
 PREDICT_PAGE = "pages/predict.py"
 MODEL_NAME_KEY = "model_name"  # the model chosen in the sidebar, shared by every page
 GRADCAM_REQUEST_KEY = "gradcam_request"  # an image another page wants to open in the Grad-CAM viewer
 LAST_INPUT_KEY = "last_prediction_input"  # the last upload or drawing of the prediction page
 REQUESTED_MODEL_KEY = "requested_model_name"  # a model to select on the next run (see request_model)
+PHOTO_CONNECTION = "photos"  # the photo store's section in secrets.toml: [connections.photos]
 
 
 def legacy_pages_run() -> bool:
@@ -91,12 +101,29 @@ def code_span(text: object) -> str:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model loaded once per process, with its compiled predictor and registry entry."""
+    """A model of the registry ready to answer: its entry and the predictor the app uses.
+
+    The predictor runs the folder's checked LiteRT file (no TensorFlow) when there is one made from
+    today's `model.keras`, else the Keras model through TensorFlow. The Keras model itself, which
+    gradients and training need, is loaded only when `model` is first read.
+    """
 
     name: str
     entry: ModelEntry
-    model: object
-    predictor: Predictor
+    predictor: LiteRTPredictor | Predictor
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self.entry.metadata
+
+    @property
+    def serves_on_litert(self) -> bool:
+        return isinstance(self.predictor, LiteRTPredictor)
+
+    @property
+    def model(self):
+        """The Keras model (imports TensorFlow on first use; cached per process)."""
+        return _cached_keras_model(self.name, str(self.entry.path), _modified_ns(self.entry))
 
 
 def registry() -> ModelRegistry:
@@ -131,14 +158,27 @@ def show_dataset_error(error: DatasetError) -> None:
     st.error(f"**The Fashion-MNIST dataset is not available.** {error}", icon=":material/database_off:")
 
 
+def _modified_ns(entry: ModelEntry) -> int:
+    # Part of every cache key below, so that a model deleted and saved again is reloaded.
+    return entry.model_file.stat().st_mtime_ns
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def _cached_keras_model(name: str, path: str, modified_ns: int):
+    return registry().load(name)
+
+
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def _cached_model(name: str, path: str, modified_ns: int) -> LoadedModel:
-    # `modified_ns` is part of the key so that a model deleted and saved again is reloaded.
     entry = registry().entry(name)
-    model = registry().load(name)
-    # Flip averaging for models trained with flips: chosen on the validation split (and better on real photos).
-    predictor = Predictor(model, flip_average=entry.metadata.trained_with_flips)
-    return LoadedModel(name=name, entry=entry, model=model, predictor=predictor)
+    try:
+        predictor = LiteRTPredictor.from_model_dir(entry.path)
+    except ServingError:  # no checked LiteRT file yet: serve the Keras model through TensorFlow
+        from fashion_core.inference import Predictor
+
+        keras_model = _cached_keras_model(name, path, modified_ns)
+        predictor = Predictor(keras_model, flip_average=entry.metadata.trained_with_flips)
+    return LoadedModel(name=name, entry=entry, predictor=predictor)
 
 
 def load_model(name: str) -> LoadedModel:
@@ -146,7 +186,7 @@ def load_model(name: str) -> LoadedModel:
     entry = registry().entry(name)
     if not entry.readable:
         raise RegistryError(f"Model {name!r} is unreadable: {entry.error}")
-    return _cached_model(name, str(entry.path), entry.model_file.stat().st_mtime_ns)
+    return _cached_model(name, str(entry.path), _modified_ns(entry))
 
 
 def readable_model_names() -> list[str]:
@@ -205,14 +245,26 @@ def current_model() -> LoadedModel | None:
 
 @st.cache_resource(show_spinner="Evaluating the model on the test set...", max_entries=4)
 def _cached_test_evaluation(name: str, path: str, modified_ns: int) -> EvaluationReport:
+    labels = dataset().test_labels
+    stored = stored_test_evaluation(path, labels)
+    if stored is not None:
+        return stored
     loaded = _cached_model(name, path, modified_ns)
-    data = dataset()
-    return evaluate_model(loaded.predictor, data.test_images, data.test_labels)
+    report = evaluate_model(loaded.predictor, dataset().test_images, labels)
+    with contextlib.suppress(OSError):  # best effort: the next process reads them instead of predicting
+        write_test_probabilities(
+            path, report.probabilities, file_sha256(loaded.entry.model_file), loaded.predictor.flip_average
+        )
+    return report
 
 
 def test_evaluation(loaded: LoadedModel) -> EvaluationReport:
-    """The model's predictions on the 10000 test images, computed once per model and process."""
-    return _cached_test_evaluation(loaded.name, str(loaded.entry.path), loaded.entry.model_file.stat().st_mtime_ns)
+    """The model's predictions on the 10000 test images: stored beside the model, else computed once and stored.
+
+    Raises:
+        DatasetError: when the dataset is not installed.
+    """
+    return _cached_test_evaluation(loaded.name, str(loaded.entry.path), _modified_ns(loaded.entry))
 
 
 def test_accuracy_metric(container, metadata: ModelMetadata) -> None:
@@ -231,3 +283,83 @@ def test_accuracy_metric(container, metadata: ModelMetadata) -> None:
 def as_display_image(image: np.ndarray, size: int = 140) -> np.ndarray:
     """A 28x28 uint8 image upscaled with nearest neighbours, so pixels stay crisp on screen."""
     return upscale(image, max(size // image.shape[0], 1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The photo store
+
+
+class PhotoStoreConnection(BaseConnection[PhotoStore]):
+    """The labelled-photo store as a Streamlit connection, shared by every session of the process.
+
+    `st.connection("photos", type=PhotoStoreConnection)` opens the database named by `url` under
+    `[connections.photos]` in `.streamlit/secrets.toml` (a SQLAlchemy URL: a PostgreSQL server keeps
+    the photos when a Community Cloud app restarts on a fresh disk); without it, the `url` passed in
+    (the app passes `$FASHION_STUDIO_PHOTO_DB`), else the SQLite file `data/photos.sqlite3`.
+
+    Example `.streamlit/secrets.toml`:
+
+        [connections.photos]
+        url = "postgresql+psycopg://user:password@db.example.com:5432/photos"
+    """
+
+    def _connect(self, url: str | None = None, **kwargs) -> PhotoStore:
+        return PhotoStore(self._secrets.get("url") or url)
+
+    @property
+    def store(self) -> PhotoStore:
+        """The `PhotoStore` (reopened after `reset()`)."""
+        return self._instance
+
+    def close(self) -> None:
+        if self._raw_instance is not None:
+            self._raw_instance.close()
+
+
+def photo_store() -> PhotoStore | None:
+    """The app's photo store, or `None` after saying in the page why it cannot be opened."""
+    try:
+        # The variable is part of the cache key, so a store moved by it is opened anew.
+        connection = st.connection(PHOTO_CONNECTION, type=PhotoStoreConnection, url=os.environ.get(PHOTO_DB_ENV))
+        return connection.store
+    except PhotoStoreError as error:
+        st.error(f"**The photo store cannot be opened.** {escape_markdown(error)}", icon=":material/database_off:")
+        return None
+
+
+@st.cache_resource
+def _photo_accuracies() -> dict[tuple, float]:
+    """`{(model name, model file time, store URL, val fingerprint): accuracy}` of every evaluation so far."""
+    return {}
+
+
+@st.cache_data(show_spinner="Evaluating the model on the stored photos...", max_entries=16)
+def _cached_photo_evaluation(
+    name: str, path: str, modified_ns: int, store_url: str, fingerprint: str, _store: PhotoStore
+) -> EvaluationReport:
+    # The val photos' fingerprint is part of the key: a photo added, removed or relabelled evaluates again.
+    return evaluate_on_photos(_cached_model(name, path, modified_ns).predictor, _store, Split.VAL)
+
+
+def _photo_key(entry: ModelEntry, store: PhotoStore, fingerprint: str) -> tuple:
+    return (entry.name, entry.model_file.stat().st_mtime_ns, store.url, fingerprint)
+
+
+def photo_evaluation(loaded: LoadedModel, store: PhotoStore) -> EvaluationReport | None:
+    """The model's `EvaluationReport` on the store's val photos (cached per model and photo set); `None` without any.
+
+    Raises:
+        PhotoStoreError: when the database fails.
+    """
+    fingerprint = store.fingerprint(Split.VAL)
+    if not sum(store.counts().val):
+        return None
+    key = _photo_key(loaded.entry, store, fingerprint)
+    report = _cached_photo_evaluation(loaded.name, str(loaded.entry.path), key[1], store.url, fingerprint, store)
+    _photo_accuracies()[key] = report.accuracy
+    return report
+
+
+def known_photo_accuracy(entry: ModelEntry, store: PhotoStore, fingerprint: str) -> float | None:
+    """A model's accuracy on the store's val photos if it was evaluated on this very set; else `None`."""
+    return _photo_accuracies().get(_photo_key(entry, store, fingerprint))

@@ -12,6 +12,7 @@ from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.evaluation import EvaluationReport
 from fashion_core.explain import ExplainError
 from fashion_core.models import conv_layer_names
+from fashion_core.photostore import PhotoStoreError
 from pages.common import (
     GRADCAM_REQUEST_KEY,
     LoadedModel,
@@ -19,6 +20,9 @@ from pages.common import (
     as_display_image,
     current_model,
     dataset_or_message,
+    escape_markdown,
+    photo_evaluation,
+    photo_store,
     test_evaluation,
 )
 
@@ -91,6 +95,52 @@ def draw_tables(report: EvaluationReport) -> None:
         confused_pairs_table(report),
         hide_index=True,
         column_config={"Share of the true class": percent},
+    )
+
+
+def photo_comparison_table(test_report: EvaluationReport, photo_report: EvaluationReport) -> pd.DataFrame:
+    """Per class: accuracy (recall, in percent) on the test images and on the store's val photos, and the photos."""
+    photos = photo_report.confusion_matrix.sum(axis=1)
+    return pd.DataFrame(
+        {
+            "Class": list(CLASS_NAMES),
+            "Test accuracy": 100 * test_report.recall,
+            "Photo val accuracy": np.where(photos > 0, 100 * photo_report.recall, np.nan),
+            "Val photos": photos,
+        }
+    )
+
+
+def draw_photo_figures(loaded: LoadedModel, test_report: EvaluationReport) -> None:
+    """The model on the photo store's val photos, beside its test figures."""
+    st.subheader("On real photos")
+    store = photo_store()
+    if store is None:
+        return
+    try:
+        photo_report = photo_evaluation(loaded, store)
+    except PhotoStoreError as error:
+        st.error(escape_markdown(error), icon=":material/database_off:")
+        return
+    if photo_report is None:
+        st.info(
+            "The photo store has no val photos yet. Save photos from the Predict page, or import some on the Photos "
+            "page, to see how the model does on real photos."
+        )
+        return
+    gap = photo_report.accuracy - test_report.accuracy
+    st.metric(
+        f"Photo val accuracy ({len(photo_report.labels)} photos)",
+        f"{photo_report.accuracy:.2%}",
+        delta=f"{100 * gap:+.1f} points against the test images",
+        help="The photo store's val photos (see the Photos page): real photos no model trains on.",
+    )
+    percent = st.column_config.NumberColumn(format="%.1f%%")
+    st.dataframe(
+        photo_comparison_table(test_report, photo_report),
+        hide_index=True,
+        key="evaluation_photos_table",
+        column_config={"Test accuracy": percent, "Photo val accuracy": percent},
     )
 
 
@@ -189,6 +239,7 @@ def evaluation_page() -> None:
     normalize = st.toggle("Row-normalised (share of each true class)", key=NORMALIZE_KEY)
     st.plotly_chart(confusion_matrix_heatmap(report.confusion_matrix, normalize=normalize), key="evaluation_confusion")
     draw_tables(report)
+    draw_photo_figures(loaded, report)
     draw_gallery(loaded, data, report)
 
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from fashion_core.charts import per_class_accuracy_chart
 from fashion_core.data import CLASS_NAMES
-from fashion_core.models import ARCHITECTURE_DESCRIPTIONS
+from fashion_core.metadata import ARCHITECTURE_DESCRIPTIONS
 from pages.common import LoadedModel, app_page, code_span, current_model, test_accuracy_metric
 
 PAGE_GUIDE = [

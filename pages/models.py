@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import streamlit as st
 
+from fashion_core.artifacts import (
+    EXPORT_FORMATS,
+    EXPORT_LABELS,
+    download_file_name,
+    export_download_bytes,
+    onnx_unavailable_reason,
+)
 from fashion_core.charts import runs_history_chart
+from fashion_core.photostore import PhotoStore, PhotoStoreError, Split
 from fashion_core.registry import USER_MODELS_ENV, ModelEntry, RegistryError
 from fashion_core.runs import HISTORY_METRICS, models_table, run_histories
-from pages.common import app_page, registry, use_for_predictions
+from pages.common import (
+    app_page,
+    escape_markdown,
+    known_photo_accuracy,
+    load_model,
+    photo_evaluation,
+    photo_store,
+    registry,
+    use_for_predictions,
+)
 
 COMPARE_KEY = "models_compare"
 COMPARE_METRIC_KEY = "models_compare_metric"
@@ -30,13 +47,52 @@ def list_entries() -> list[ModelEntry]:
         return [registry().default_entry()]
 
 
+def photo_accuracy_column(entries: list[ModelEntry], store: PhotoStore | None) -> list[float | None]:
+    """Each readable model's accuracy on the store's val photos where it was already computed, else `None`."""
+    readable = [entry for entry in entries if entry.readable]
+    if store is None:
+        return [None] * len(readable)
+    fingerprint = store.fingerprint(Split.VAL)
+    return [known_photo_accuracy(entry, store, fingerprint) for entry in readable]
+
+
+def score_on_photos(entries: list[ModelEntry], store: PhotoStore) -> None:
+    """Evaluates every readable model on the store's val photos (each result is kept for the photo set)."""
+    readable = [entry for entry in entries if entry.readable]
+    bar = st.progress(0.0, text="Scoring the models on the val photos...")
+    for done, entry in enumerate(readable, start=1):
+        try:
+            photo_evaluation(load_model(entry.name), store)
+        except (RegistryError, PhotoStoreError) as error:
+            st.warning(f"`{entry.name}` could not be scored: {escape_markdown(error)}")
+        bar.progress(done / len(readable), text=f"Scored {done} of {len(readable)} models")
+    bar.empty()
+
+
 def registry_table(entries: list[ModelEntry]) -> None:
+    store = photo_store()
+    table = models_table(entries)
+    try:
+        if store is not None and st.button(
+            "Score every model on the stored val photos",
+            key="models_score_photos",
+            icon=":material/photo_library:",
+            disabled=not sum(store.counts().val),
+            help="Accuracy on the photo store's val photos (see the Photos page); kept until the photos change.",
+        ):
+            score_on_photos(entries, store)
+        photo_accuracies = photo_accuracy_column(entries, store)
+    except PhotoStoreError as error:
+        st.error(escape_markdown(error), icon=":material/database_off:")
+        photo_accuracies = [None] * len(table)
+    table.insert(table.columns.get_loc("Test accuracy") + 1, "Photo val accuracy", photo_accuracies)
     st.dataframe(
-        models_table(entries),
+        table.astype({"Photo val accuracy": "Float64"}),
         hide_index=True,
         key="models_table",
         column_config={
             "Test accuracy": st.column_config.NumberColumn(format="percent"),
+            "Photo val accuracy": st.column_config.NumberColumn(format="percent"),
             "Size (MB)": st.column_config.NumberColumn(format="%.2f"),
         },
     )
@@ -103,6 +159,7 @@ def actions_section(entries: list[ModelEntry]) -> None:
         icon=":material/download:",
         help="Loads anywhere with keras.saving.load_model(path): 0..255 grey 28x28 images in, 10 probabilities out.",
     )
+    exports_section(entry)
     if use_column.button("Use for predictions", key="models_use", icon=":material/arrow_forward:"):
         use_for_predictions(name)
     with delete_column:
@@ -118,6 +175,34 @@ def actions_section(entries: list[ModelEntry]) -> None:
             on_click=delete_model,
             args=(name,),
         )
+
+
+def exports_section(entry: ModelEntry) -> None:
+    """One download per export format; each export is read or made when its button is clicked."""
+    onnx_reason = onnx_unavailable_reason()
+    columns = st.columns(len(EXPORT_FORMATS))
+    for column, export_format in zip(columns, EXPORT_FORMATS):
+        unavailable = export_format == "onnx" and onnx_reason is not None
+        column.download_button(
+            f"Export {EXPORT_LABELS[export_format]}",
+            data=lambda export_format=export_format: export_download_bytes(entry.path, export_format),
+            file_name=download_file_name(entry.name, export_format),
+            mime="application/zip" if export_format == "saved_model" else "application/octet-stream",
+            key=f"models_export_{export_format}",
+            on_click="ignore",
+            icon=":material/deployed_code:",
+            disabled=unavailable,
+            help=onnx_reason if unavailable else EXPORT_HELP[export_format],
+        )
+
+
+EXPORT_HELP = {
+    "litert": "For phones, browsers and small servers (LiteRT, formerly TensorFlow Lite); checked against Keras "
+    "on the 10,000 test images when the model was saved.",
+    "saved_model": "For TensorFlow Serving and TensorFlow.js converters: the zipped SavedModel folder "
+    "(signature `serving_default`, input `image`).",
+    "onnx": "For ONNX Runtime and other ONNX tools (input `image`, float32 (N, 28, 28, 1), 0..255).",
+}
 
 
 @app_page

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from fashion_core.charts import probability_bar_chart
 from fashion_core.data import CLASS_NAMES
 from fashion_core.inference import Predictor
 from fashion_core.photo_quality import PersonWearing, find_person_wearing, prediction_warnings
+from fashion_core.photostore import DuplicatePhotoError, PhotoStoreError, Source
 from fashion_core.preprocess import (
     PHOTO_TIPS,
     ImageError,
@@ -27,7 +28,15 @@ from fashion_core.preprocess import (
     drawn_box,
     photo_steps,
 )
-from pages.common import LAST_INPUT_KEY, LoadedModel, app_page, as_display_image, current_model, escape_markdown
+from pages.common import (
+    LAST_INPUT_KEY,
+    LoadedModel,
+    app_page,
+    as_display_image,
+    current_model,
+    escape_markdown,
+    photo_store,
+)
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 DISPLAY_SIZE = 196  # on-screen side of the 28x28 images, in pixels (7 per model pixel)
@@ -37,6 +46,8 @@ DRAWING_TOOLS = {"Brush": "freedraw", "Filled polygon": "polygon", "Line": "line
 BOX_COLOUR, BOX_FILL = "#7c3aed", "rgba(124, 58, 237, 0.15)"
 # {tab: digest of the input it showed last}: only a new input replaces the one handed to the Grad-CAM page.
 SEEN_DIGESTS_KEY = "predict_seen_digests"
+# {photo digest: (kind, text)}: what saving each photo to the photo store gave, shown while the photo is.
+SAVED_PHOTOS_KEY = "predict_saved_photos"
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class Classified:
     probabilities: np.ndarray  # float32 (10,)
     conversion: PhotoConversion | None  # None for drawings
     digest: str
+    photo: bytes | None = field(default=None, repr=False)  # the file as uploaded; None for drawings
 
     @property
     def top_class(self) -> int:
@@ -87,19 +99,20 @@ def digest_of(data: bytes) -> str:
 
 def classify_uploads(files: list, predictor: Predictor) -> tuple[list[Classified], list[tuple[str, str]]]:
     """Converts and classifies uploads in one batch; returns the results and `(file name, error)` pairs."""
-    conversions, errors = [], []
+    conversions, converted_files, errors = [], [], []
     for file in files:
         data = file.getvalue()
         try:
             conversions.append((file.name, converted_photo(data), digest_of(data)))
+            converted_files.append(file)
         except ImageError as error:
             errors.append((file.name, str(error)))
     if not conversions:
         return [], errors
     probabilities = predictor.predict(np.stack([conversion.image for _, conversion, _ in conversions]))
     results = [
-        Classified(name, conversion.image, row, conversion, digest)
-        for (name, conversion, digest), row in zip(conversions, probabilities)
+        Classified(name, conversion.image, row, conversion, digest, photo=file.getvalue())
+        for (name, conversion, digest), row, file in zip(conversions, probabilities, converted_files)
     ]
     return results, errors
 
@@ -136,7 +149,7 @@ def remember_input(result: Classified, source: str) -> None:
 # The garment box
 
 
-def with_garment_box(result: Classified, data: bytes, loaded: LoadedModel, key: str) -> Classified:
+def with_garment_box(result: Classified, loaded: LoadedModel, key: str) -> Classified:
     """Offers the garment box over the photo; returns the result again with the box when one is drawn.
 
     When the photo looks like a person wearing the garment, says so, and the canvas starts with a box
@@ -172,12 +185,13 @@ def with_garment_box(result: Classified, data: bytes, loaded: LoadedModel, key: 
     if box is None:
         return result
     try:
-        boxed = converted_photo_in_box(data, box)
+        boxed = converted_photo_in_box(result.photo, box)
     except ImageError as error:
         st.error(str(error), icon=":material/crop:")
         return result
-    digest = digest_of(data + repr(box).encode())
-    return Classified(result.name, boxed.image, loaded.predictor.predict_one(boxed.image), boxed, digest)
+    probabilities = loaded.predictor.predict_one(boxed.image)
+    digest = digest_of(result.photo + repr(box).encode())  # a new input for the Grad-CAM page
+    return Classified(result.name, boxed.image, probabilities, boxed, digest, photo=result.photo)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,6 +218,8 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
         for warning in result.warnings:
             st.warning(warning, icon=":material/help:")
         st.plotly_chart(probability_bar_chart(result.probabilities), key=f"{key}_chart")
+        if result.photo is not None:
+            photo_feedback(result, loaded, key)
     show_explanation(result, loaded)
     if result.conversion is not None:
         with st.expander("How the photo became a 28x28 image"):
@@ -211,6 +227,70 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
             for column, (name, step) in zip(columns, result.conversion.steps):
                 picture = as_display_image(step, DISPLAY_SIZE) if step.shape[:2] == (28, 28) else step
                 column.image(picture, caption=name)
+
+
+def true_class_ui(result: Classified, key: str) -> int | None:
+    """The class the user says the photo shows: the answer confirmed, or another picked; `None` until they say."""
+    widget_key = f"{key}_right_{result.digest[:16]}"
+    verdict = st.radio(
+        "Right?", ["Yes", "No"], index=None, horizontal=True, key=widget_key, help="Is the predicted class right?"
+    )
+    if verdict is None:
+        return None
+    if verdict == "Yes":
+        return result.top_class
+    return st.selectbox(
+        "The right class",
+        [index for index in range(len(CLASS_NAMES)) if index != result.top_class],
+        index=None,
+        format_func=CLASS_NAMES.__getitem__,
+        placeholder="Pick the class the photo shows",
+        key=f"{key}_true_class_{result.digest[:16]}",
+    )
+
+
+def save_photo(result: Classified, loaded: LoadedModel, label: int, key: str) -> tuple[str, str]:
+    """Stores the photo with the class the user gave; returns the `(kind, text)` to show."""
+    store = photo_store()
+    if store is None:
+        return "error", "The photo was not saved: the photo store cannot be opened (see above)."
+    try:
+        record = store.add(
+            result.photo,
+            label,
+            source=Source.CAMERA if key == "camera" else Source.UPLOAD,
+            image=result.image,
+            probabilities=result.probabilities,
+            model_name=loaded.name,
+            origin=result.name,
+        )
+    except DuplicatePhotoError as error:
+        existing = error.existing
+        return "info", f"This photo is already in the photo store, as photo #{existing.id} ({existing.label_name})."
+    except PhotoStoreError as error:
+        return "error", f"The photo was not saved. {escape_markdown(error)}"
+    return "success", f"Saved as photo #{record.id}: {record.label_name}, in the {record.split} split."
+
+
+def photo_feedback(result: Classified, loaded: LoadedModel, key: str) -> None:
+    """Asks "Right?" under an answer: the user confirms it or picks the right class, and may save the photo."""
+    with st.container(border=True, key=f"{key}_feedback"):
+        label = true_class_ui(result, key)
+        saved = st.session_state.setdefault(SAVED_PHOTOS_KEY, {}).get(result.digest)
+        if saved is None:
+            st.caption(
+                "**Save to the photo store** keeps this photo, the 28x28 image the model saw, the class you gave and "
+                "the model's answer in the app's photo store, for as long as the store is kept; everyone using this "
+                "app can see it on the Photos page, and it may be used to train and test models. Nothing is kept "
+                "unless you save."
+            )
+            if st.button("Save to the photo store", key=f"{key}_save", disabled=label is None, icon=":material/save:"):
+                saved = save_photo(result, loaded, label, key)
+                if saved[0] != "error":  # a failed save can be tried again
+                    st.session_state[SAVED_PHOTOS_KEY][result.digest] = saved
+        if saved is not None:
+            kind, text = saved
+            {"success": st.success, "info": st.info, "error": st.error}[kind](text)
 
 
 def show_explanation(result: Classified, loaded: LoadedModel) -> None:
@@ -312,8 +392,7 @@ def upload_tab(loaded: LoadedModel) -> None:
         names = [result.name for result in results]
         index = st.selectbox("Details of", range(len(names)), format_func=names.__getitem__, key="predict_detail_file")
         chosen = results[index]
-    data = next(file.getvalue() for file in files if digest_of(file.getvalue()) == chosen.digest)
-    show_result(with_garment_box(chosen, data, loaded, key="upload"), loaded, key="upload")
+    show_result(with_garment_box(chosen, loaded, key="upload"), loaded, key="upload")
 
 
 def camera_tab(loaded: LoadedModel) -> None:
@@ -326,10 +405,9 @@ def camera_tab(loaded: LoadedModel) -> None:
     except ImageError as error:
         st.error(str(error), icon=":material/broken_image:")
         return
-    result = Classified(
-        "camera photo", conversion.image, loaded.predictor.predict_one(conversion.image), conversion, digest_of(data)
-    )
-    show_result(with_garment_box(result, data, loaded, key="camera"), loaded, key="camera")
+    probabilities = loaded.predictor.predict_one(conversion.image)
+    result = Classified("camera photo", conversion.image, probabilities, conversion, digest_of(data), photo=data)
+    show_result(with_garment_box(result, loaded, key="camera"), loaded, key="camera")
 
 
 def draw_tab(loaded: LoadedModel) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from fashion_core import data as data_module
 from fashion_core.data import load_fashion_mnist
+from fashion_core.photostore import PHOTO_DB_ENV
 from fashion_core.registry import USER_MODELS_ENV
 from pages import common
 
@@ -45,7 +46,7 @@ def no_dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
     monkeypatch.setattr(data_module, "DEBIAN_DATASET_DIR", tmp_path / "no-debian-package")
-    monkeypatch.setattr(data_module, "KERAS_CACHE_DIR", tmp_path / "no-keras-cache")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-keras-home"))
     common._cached_dataset.clear()
     yield
     common._cached_dataset.clear()
@@ -57,6 +58,23 @@ def private_user_models(tmp_path, monkeypatch):
     folder = tmp_path / "user_models"
     monkeypatch.setenv(USER_MODELS_ENV, str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def private_photo_store(tmp_path, monkeypatch):
+    """Every test's photo store is its own SQLite file, never the real `data/photos.sqlite3`."""
+    path = tmp_path / "photos.sqlite3"
+    monkeypatch.setenv(PHOTO_DB_ENV, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (see `tests/support/postgres.py`); skipped without its binaries."""
+    from tests.support.postgres import running_postgres
+
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,4 +1,5 @@
-"""Tests of training under `tf.distribute.MirroredStrategy`, over two logical CPU devices.
+"""Tests of distributed training: `MirroredStrategy` over two logical CPU devices, and
+`MultiWorkerMirroredStrategy` over two worker processes on localhost.
 
 Logical devices must be configured before TensorFlow initialises its devices, which the other tests
 in this process have long done, so the distributed run happens in a subprocess.
@@ -6,12 +7,14 @@ in this process have long done, so the distributed run happens in a subprocess.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fashion_core.training.loop import align_to_replicas
 
@@ -106,3 +109,44 @@ def test_align_to_replicas_drops_only_the_remainder():
     np.testing.assert_array_equal(aligned_labels, [0, 1, 2, 3, 4, 5])
     np.testing.assert_array_equal(aligned_images, images[:6])
     assert len(align_to_replicas(images, labels, 7)[1]) == 7
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports on 127.0.0.1 that nothing listens on now (the workers bind them a moment later)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+@pytest.mark.slow
+def test_multiworker_training_as_two_local_workers_finishes_and_the_chief_saves(tmp_path):
+    """Test that `--distribute multiworker` trains over two worker processes and worker 0 writes the model."""
+    cluster = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    workers = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
+        command = [
+            sys.executable, "-m", "fashion_core", "train", "--arch", "dense", "--epochs", "1", "--subset-size", "1000",
+            "--batch-size", "64", "--no-augment", "--schedule", "none", "--distribute", "multiworker", "--quiet",
+            "--out", str(tmp_path / f"worker-{index}"),
+        ]  # fmt: skip
+        workers.append(
+            subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    chief = json.loads((tmp_path / "worker-0" / "metadata.json").read_text())
+    assert (tmp_path / "worker-0" / "model.keras").is_file()
+    assert chief["distribute"] == "multiworker" and chief["num_replicas"] == 2
+    assert chief["epochs_run"] == 1 and chief["num_train_images"] == 900
+    assert chief["test_accuracy"] > 0.4  # chance is 0.1
+    assert outputs[0][0].splitlines()[-1].startswith("validation accuracy ")

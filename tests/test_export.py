@@ -13,13 +13,22 @@ from fashion_core.artifacts import (
     MODEL_FILE,
     NUM_CHECK_IMAGES_WITHOUT_DATASET,
     TEST_PREDICTIONS_FILE,
+    download_file_name,
+    export_download_bytes,
     file_sha256,
     fresh_litert_file,
     probabilities_on_test_set,
     stored_test_probabilities,
 )
 from fashion_core.cli import main as cli_main
-from fashion_core.export import EXPORT_FORMATS, ExportError, export_download, export_model, verify_export
+from fashion_core.export import (
+    EXPORT_FORMATS,
+    ExportError,
+    export_download,
+    export_model,
+    export_probabilities,
+    verify_export,
+)
 from fashion_core.inference import Predictor
 from fashion_core.metadata import ModelMetadata
 from fashion_core.models import ModelOptions, build_model
@@ -101,7 +110,7 @@ def test_the_registry_saves_the_artifacts_into_the_published_folder(tiny_model, 
     assert sorted(p.name for p in entry.path.iterdir()) == sorted(
         [MODEL_FILE, "metadata.json", LITERT_FILE, TEST_PREDICTIONS_FILE]
     )
-    assert entry.metadata["exports"][0]["model_sha256"] == file_sha256(entry.model_file)
+    assert entry.metadata.export("litert").model_sha256 == file_sha256(entry.model_file)
     assert [p.name for p in private_user_models.iterdir()] == ["with-artifacts"]  # no staging folder left
 
 
@@ -150,3 +159,38 @@ def test_export_cli_writes_the_file_and_prints_its_agreement(tiny_model_dir, tmp
     assert out.stat().st_size > 100_000
     assert cli_main(["export", str(tiny_model_dir), "--format", "onnx", "--out", str(out)]) == 2
     assert "already exists; pass overwrite=True (CLI: --overwrite)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("export_format", EXPORT_FORMATS)
+def test_each_download_of_a_model_folder_runs_in_its_runtime(
+    export_format, tiny_model, tiny_model_dir, fashion_data, tmp_path
+):
+    data = export_download_bytes(tiny_model_dir, export_format)
+    path = tmp_path / download_file_name("tiny", export_format)
+    path.write_bytes(data)
+    if export_format == "litert":
+        assert data == (tiny_model_dir / LITERT_FILE).read_bytes()  # the checked file, not a new export
+    if export_format == "saved_model":
+        assert path.name == "tiny_saved_model.zip"
+        zipfile.ZipFile(path).extractall(tmp_path)
+        path = tmp_path / "saved_model"
+    images = fashion_data.test_images[:100]
+    expected = Predictor(tiny_model).predict(images)
+    np.testing.assert_allclose(export_probabilities(path, export_format, images), expected, atol=1e-5)
+
+
+def test_the_models_page_offers_one_download_per_export_format(monkeypatch):
+    """Test that the Models page shows a deferred download for each export format of the selected model."""
+    from tests.training_page_support import navigation_app
+
+    app = navigation_app(monkeypatch, "pages/models.py")
+    assert not app.exception
+    labels = [button.label for button in app.get("download_button")]
+    assert labels == [
+        "Download .keras",
+        "Export LiteRT (.tflite)",
+        "Export TensorFlow SavedModel (.zip)",
+        "Export ONNX (.onnx)",
+    ]
+    assert all(button.proto.deferred_file_id for button in app.get("download_button"))
+    assert not any(button.proto.disabled for button in app.get("download_button"))

@@ -14,7 +14,15 @@ from fashion_core.inference import Predictor
 from fashion_core.registry import ModelRegistry
 from fashion_core.training import PRESETS, TrainingConfig
 from fashion_core.training import job as job_module
-from fashion_core.training.job import JobAlreadyRunning, JobManager, JobNotSavable, TrainingJob, per_batch_values
+from fashion_core.training.callbacks import per_batch_values
+from fashion_core.training.job import (
+    JobAlreadyRunning,
+    JobManager,
+    JobNotSavable,
+    JobPhase,
+    JobStatus,
+    TrainingJob,
+)
 from fashion_core.training.throughput import ThroughputLog, estimate_run_seconds
 
 # dense trains a 16-image batch in about a millisecond; 1800 images make 113 steps an epoch.
@@ -92,25 +100,27 @@ class RaiseAt(keras.callbacks.Callback):
 def test_job_snapshot_grows_then_stop_keeps_a_model_that_saves_and_reloads(small_data, registry):
     """Test that a running job's snapshot grows, Stop ends it `stopped`, and its model saves and reloads."""
     job = TrainingJob(LONG_RUN, data=small_data)
-    assert job.snapshot().status == "queued"
+    assert job.snapshot().status == JobStatus.QUEUED
     job.start()
-    first = wait_until(lambda: (s := job.snapshot()).steps_done >= 3 and s)
-    later = wait_until(lambda: (s := job.snapshot()).steps_done > first.steps_done + 5 and s)
-    assert first.status == later.status == "running"
-    assert len(later.batch_loss) == len(later.batch_accuracy) == len(later.batch_steps) == later.steps_done
-    assert later.batch_steps[: first.steps_done] == first.batch_steps
-    assert later.steps_per_epoch == 113 and later.epochs == 50
-    assert later.images_per_second > 0 and later.eta_seconds > 0 and later.learning_rate == pytest.approx(3e-3)
+    first = wait_until(lambda: (s := job.snapshot()).training.steps_done >= 3 and s)
+    later = wait_until(lambda: (s := job.snapshot()).training.steps_done > first.training.steps_done + 5 and s)
+    assert first.status == later.status == JobStatus.RUNNING and later.phase == JobPhase.TRAINING
+    progress = later.training
+    assert len(progress.batch_loss) == len(progress.batch_accuracy) == len(progress.batch_steps) == progress.steps_done
+    assert progress.batch_steps[: first.training.steps_done] == first.training.batch_steps
+    assert progress.steps_per_epoch == 113 and progress.epochs == 50
+    assert progress.images_per_second > 0 and progress.eta_seconds > 0
+    assert progress.learning_rate == pytest.approx(3e-3)
 
     job.stop()
-    assert job.snapshot().status in ("stopping", "stopped")
+    assert job.snapshot().status in (JobStatus.STOPPING, JobStatus.STOPPED)
     assert job.wait(timeout=60)
     final = job.snapshot()
-    assert final.status == "stopped" and final.phase == "finished" and final.error is None
-    assert final.steps_done >= later.steps_done and final.eta_seconds is None
+    assert final.status == JobStatus.STOPPED and final.phase == JobPhase.FINISHED and final.error is None
+    assert final.training.steps_done >= progress.steps_done and final.training.eta_seconds is None
     assert job.snapshot().elapsed_seconds == final.elapsed_seconds  # frozen once finished
     result = job.result
-    assert 1 <= result.epochs_run < 50 and len(final.epoch_logs) == result.epochs_run
+    assert 1 <= result.epochs_run < 50 and len(final.training.epoch_logs) == result.epochs_run
     assert user_model_names(registry) == []  # nothing is saved unless asked
 
     entry = job.save(registry, "stopped-run")
@@ -137,10 +147,10 @@ def test_stop_at_any_moment_ends_stopped_with_a_savable_model(small_data, regist
     job.start()
     assert job.wait(timeout=60)
     snapshot = job.snapshot()
-    assert snapshot.status == "stopped"
+    assert snapshot.status == JobStatus.STOPPED
     # The stop is seen at the end of the batch it was asked in, or (asked by a later callback) the next one.
     expected_steps = 1 if stop_batch is None else stop_batch + 2
-    assert snapshot.steps_done == expected_steps
+    assert snapshot.training.steps_done == expected_steps
     assert job.result.epochs_run == 1 and job.result.best_epoch == 1  # the partial epoch was validated
     assert job.result.evaluation.labels.shape == (500,)
     assert user_model_names(registry) == []
@@ -153,12 +163,12 @@ def test_nan_loss_ends_failed_with_its_reason_and_saves_nothing(small_data, regi
     job = TrainingJob(SHORT_RUN, data=small_data, callbacks=[PoisonWeightsAt(batch=5)]).start()
     assert job.wait(timeout=60)
     snapshot = job.snapshot()
-    assert snapshot.status == "failed" and snapshot.phase == "finished"
+    assert snapshot.status == JobStatus.FAILED and snapshot.phase == JobPhase.FINISHED
     assert snapshot.error == (
         "The training loss became nan at epoch 1, batch 7, so the run was stopped. "
         "Lower the learning rate or the batch size and start again."
     )
-    assert snapshot.steps_done == 7 and np.isnan(snapshot.batch_loss[-1])
+    assert snapshot.training.steps_done == 7 and np.isnan(snapshot.training.batch_loss[-1])
     assert job.result is None
     with pytest.raises(JobNotSavable, match="it is failed"):
         job.save(registry, "diverged")
@@ -170,9 +180,9 @@ def test_exception_in_a_callback_ends_failed_with_its_reason(small_data, registr
     job = TrainingJob(SHORT_RUN, data=small_data, callbacks=[RaiseAt(batch=2)]).start()
     assert job.wait(timeout=60)
     snapshot = job.snapshot()
-    assert snapshot.status == "failed"
+    assert snapshot.status == JobStatus.FAILED
     assert snapshot.error.startswith("The run failed with RuntimeError: the metrics disk is full. Nothing was saved")
-    assert snapshot.steps_done == 3 and job.result is None
+    assert snapshot.training.steps_done == 3 and job.result is None
     assert user_model_names(registry) == []
 
 
@@ -185,7 +195,7 @@ def test_missing_dataset_ends_failed_with_how_to_get_it(monkeypatch):
     monkeypatch.setattr(job_module, "load_fashion_mnist", missing)
     job = TrainingJob(SHORT_RUN).start()
     assert job.wait(timeout=30)
-    assert job.snapshot().status == "failed"
+    assert job.snapshot().status == JobStatus.FAILED
     assert job.snapshot().error == "Fashion-MNIST was not found. Looked in: /nowhere. Install it with apt."
 
 
@@ -201,14 +211,14 @@ def test_manager_runs_one_job_at_a_time_and_records_its_speed(small_data, tmp_pa
     assert f"job {running.job_id}: dense, 50 epochs" in message and "Stop on the Train page" in message
     assert manager.current() is running
     assert manager.stop_current() is True
-    assert running.wait(timeout=60) and running.status == "stopped"
+    assert running.wait(timeout=60) and running.status == JobStatus.STOPPED
     assert manager.stop_current() is False
     assert log.read() == {}  # a stopped run says nothing about a full epoch's time
 
     finished = manager.start(SHORT_RUN, data=small_data)
     assert finished is not running and manager.current() is finished
-    assert finished.wait(timeout=60) and finished.status == "done"
-    assert finished.snapshot().progress == 1.0
+    assert finished.wait(timeout=60) and finished.status == JobStatus.DONE
+    assert finished.snapshot().training.fraction_done == 1.0
     recorded = json.loads((tmp_path / "throughput.json").read_text())
     assert recorded["dense"]["num_runs"] == 1 and recorded["dense"]["speed_factor"] > 0
 

@@ -1,5 +1,7 @@
 """Every architecture keeps the model contract: 0..255 in, softmax out, plain `load_model` works."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -14,6 +16,7 @@ from fashion_core.models import (
     conv_layer_names,
     inference_model,
 )
+from tests.conftest import REPO_ROOT
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -94,3 +97,40 @@ def test_saved_model_loads_with_plain_keras_in_a_fresh_process(tmp_path, fashion
     )
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=120)
     assert np.allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
+
+
+def run_python(code_or_args: list[str], env_changes: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+    """Runs the project's Python in a fresh process, with Keras' home in `tmp_path` and `env_changes` on top."""
+    env = {key: value for key, value in os.environ.items() if key not in ("KERAS_BACKEND", "KERAS_HOME")}
+    env.update({"KERAS_HOME": str(tmp_path / "keras-home"), "TF_CPP_MIN_LOG_LEVEL": "3", **env_changes})
+    return subprocess.run(
+        [sys.executable, *code_or_args], capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300
+    )
+
+
+def test_a_keras_set_to_another_backend_is_refused_with_one_clear_message(tmp_path):
+    """Test that KERAS_BACKEND=jax stops the library before Keras loads, saying what to change."""
+    imported = run_python(["-c", "import fashion_core.models"], {"KERAS_BACKEND": "jax"}, tmp_path)
+    assert imported.returncode != 0
+    last_line = imported.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(
+        "fashion_core.models.KerasBackendError: Fashion-MNIST Studio needs Keras on the TensorFlow backend, "
+        "but Keras is set to use 'jax'. Unset KERAS_BACKEND"
+    )
+    assert last_line.endswith("Received: backend='jax'")
+    assert "No module named 'jax'" not in imported.stderr  # refused before Keras tried to load JAX
+
+    cli = run_python(["-m", "fashion_core", "evaluate", "model_artifacts/default"], {"KERAS_BACKEND": "jax"}, tmp_path)
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr
+    assert cli.stderr.startswith("error: Fashion-MNIST Studio needs Keras on the TensorFlow backend")
+
+
+def test_the_backend_in_keras_json_is_checked_before_the_training_package_loads_keras(tmp_path):
+    """Test that `keras.json` under KERAS_HOME saying "torch" is refused by `fashion_core.training` too."""
+    keras_json = tmp_path / "keras-home" / "keras.json"
+    keras_json.parent.mkdir()
+    keras_json.write_text(json.dumps({"backend": "torch", "floatx": "float32"}))
+    refused = run_python(["-c", "import fashion_core.training.callbacks"], {}, tmp_path)
+    assert refused.returncode != 0
+    assert "KerasBackendError: Fashion-MNIST Studio needs Keras on the TensorFlow backend" in refused.stderr
+    assert "Keras is set to use 'torch'" in refused.stderr and "No module named" not in refused.stderr

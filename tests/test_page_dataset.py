@@ -1,55 +1,34 @@
 """AppTest of the Dataset page: filters, paging, orders, deep links, the selected image and missing data."""
 
-import base64
-import json
-
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from fashion_core import browse
 from fashion_core import registry as registry_module
 from fashion_core.data import CLASS_NAMES
-from fashion_core.registry import DEFAULT_MODEL_NAME
 from pages import common
-from pages.common import MODEL_NAME_KEY
-from tests.conftest import REPO_ROOT
+from tests.support import open_app, plotly_array, plotly_specs
 
-TIMEOUT = 120
 PAGE = "pages/dataset.py"
 
 
-def run(app: AppTest) -> AppTest:
-    """Runs the app with the shipped model chosen, and checks that the run raised nothing.
-
-    With a `pages/` folder beside the entry script, every AppTest run takes Streamlit's MPA v1 path,
-    which runs a page without `streamlit_app.py`, so the sidebar's model choice is forgotten after one
-    page run; this sets it again before each run, as the sidebar does in the app.
-    """
-    app.session_state[MODEL_NAME_KEY] = DEFAULT_MODEL_NAME
-    app.run()
-    assert not app.exception
+def open_dataset_page(query_params: dict | None = None) -> AppTest:
+    """The Dataset page opened by a link with `query_params`; checks that the run raised nothing."""
+    app = open_app(PAGE, query_params)
+    assert not app.exception, app.exception
     return app
 
 
-def open_dataset_page(query_params: dict | None = None) -> AppTest:
-    """Runs the app once (Home), then opens the Dataset page, as if following a link with `query_params`."""
-    app = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
-    run(app)
-    app.query_params.update(query_params or {})
-    app.switch_page(PAGE)
-    return run(app)
+def run(app: AppTest) -> AppTest:
+    """Runs the app again (after a widget changed) and checks that the run raised nothing."""
+    app.run()
+    assert not app.exception, app.exception
+    return app
 
 
 def shown_table(app: AppTest):
     """The table under the grid: one row a tile, in display order."""
     return app.dataframe[0].value
-
-
-def plotly_array(value) -> np.ndarray:
-    """An array from a figure's JSON, where Plotly may write it as a list or as base64 typed-array data."""
-    if isinstance(value, dict) and "bdata" in value:
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-    return np.asarray(value)
 
 
 def grid_caption(app: AppTest) -> str:
@@ -112,7 +91,7 @@ def test_a_selected_image_shows_its_label_and_the_models_prediction(fashion_data
     verdict = "right" if predicted == label else "wrong"
     expected = f"Model `default` predicts **{CLASS_NAMES[predicted]}** ({probabilities[predicted]:.1%}): {verdict}."
     assert expected in [markdown.value for markdown in app.markdown]
-    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    charts = list(plotly_specs(app).values())
     bars = next(chart["data"][0] for chart in charts if chart["data"][0]["type"] == "bar")
     assert bars["text"] == [f"{p:.1%}" for p in probabilities[::-1]]  # all ten, last class on top
     pixels = next(chart["data"][0] for chart in charts if chart["data"][0]["type"] == "heatmap")
@@ -156,7 +135,7 @@ def test_orders_by_prediction_are_refused_on_the_training_split_with_a_reason():
 def test_the_embedding_map_places_3000_stratified_test_images_and_rings_the_selection(fashion_data):
     sample = browse.stratified_sample(fashion_data.test_labels, 3000, seed=0)
     app = open_dataset_page({"view": "Embedding map", "image": str(sample[0])})
-    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    charts = list(plotly_specs(app).values())
     scatter = next(chart for chart in charts if chart["data"][0]["type"] == "scatter")
     assert [trace["name"] for trace in scatter["data"]] == [*CLASS_NAMES, "Selected"]
     for class_index, trace in enumerate(scatter["data"][:10]):
@@ -168,17 +147,14 @@ def test_the_embedding_map_places_3000_stratified_test_images_and_rings_the_sele
 
 def test_class_distribution_counts_the_split():
     app = open_dataset_page({"split": "Train", "classes": ["Bag"]})
-    chart = json.loads(app.get("plotly_chart")[-1].proto.spec)
+    chart = list(plotly_specs(app).values())[-1]
     assert chart["data"][0]["text"] == ["6,000"] * 10
     assert chart["layout"]["title"]["text"] == "Images per class in the train split (60,000)"
 
 
 def test_without_a_model_the_grid_still_shows_labels(fashion_data, tmp_path, monkeypatch):
     monkeypatch.setattr(registry_module, "SHIPPED_MODELS_DIR", tmp_path / "no-models")
-    app = AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
-    app.run()
-    app.switch_page(PAGE).run()
-    assert not app.exception
+    app = open_dataset_page()
     assert "No model is available" in app.error[0].value
     table = shown_table(app)
     assert list(table.columns) == ["Tile", "Index", "Label"]

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from fashion_core.data import CLASS_NAMES
-from tests.explain_page_support import image_urls, navigation_app, plotly_array, plotly_spec
+from tests.support import image_urls, metrics, open_app, plotly_array, plotly_spec
 
 PAGE = "pages/evaluation.py"
 
 
 @pytest.fixture
 def app():
-    return navigation_app(PAGE)
+    return open_app(PAGE)
 
 
 def confusion_matrix_shown(app) -> np.ndarray:
@@ -28,9 +28,9 @@ def test_confusion_matrix_counts_every_test_image_and_matches_the_metrics(app):
     matrix = confusion_matrix_shown(app)
     assert matrix.shape == (10, 10) and matrix.sum() == 10000
     np.testing.assert_array_equal(matrix.sum(axis=1), np.full(10, 1000))
-    metrics = {metric.label: metric.value for metric in app.metric}
-    assert metrics["Test accuracy"] == f"{np.trace(matrix) / 10000:.2%}"
-    assert metrics["Mistakes (of 10,000)"] == f"{10000 - int(np.trace(matrix)):,}"
+    shown = metrics(app)
+    assert shown["Test accuracy"] == f"{np.trace(matrix) / 10000:.2%}"
+    assert shown["Mistakes (of 10,000)"] == f"{10000 - int(np.trace(matrix)):,}"
 
     per_class = app.dataframe[0].value
     assert list(per_class["Class"]) == list(CLASS_NAMES)
@@ -91,7 +91,7 @@ def test_open_in_gradcam_switches_to_the_viewer_with_that_image(app):
 
 def test_missing_dataset_gives_the_message_and_no_exception(no_dataset):
     """Test that without Fashion-MNIST the page says how to get it instead of failing."""
-    app = navigation_app(PAGE)
+    app = open_app(PAGE)
     assert not app.exception
     assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.** Fashion-MNIST was not")
     assert not app.get("plotly_chart")

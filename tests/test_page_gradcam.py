@@ -8,14 +8,14 @@ from fashion_core.data import CLASS_NAMES
 from fashion_core.models import ModelOptions, build_model, conv_layer_names
 from fashion_core.registry import ModelRegistry
 from pages.common import GRADCAM_REQUEST_KEY, LAST_INPUT_KEY
-from tests.explain_page_support import image_urls, navigation_app
+from tests.support import image_urls, open_app
 
 PAGE = "pages/gradcam.py"
 
 
 @pytest.fixture
 def app():
-    return navigation_app(PAGE)
+    return open_app(PAGE)
 
 
 def predicted_class(model, image) -> int:
@@ -156,7 +156,7 @@ def test_dense_model_offers_saliency_only(app, fashion_data):
 
 def test_missing_dataset_still_explains_the_last_upload(no_dataset, fashion_data):
     """Test that without Fashion-MNIST the viewer says how to get it and still explains the last upload."""
-    app = navigation_app(PAGE)
+    app = open_app(PAGE)
     assert not app.exception
     assert app.error[0].value.startswith("**The Fashion-MNIST dataset is not available.**")
     assert "Classify a photo or a drawing on the Predict page first" in app.info[0].value

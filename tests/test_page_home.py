@@ -3,56 +3,47 @@
 import json
 import shutil
 
-import pytest
-from streamlit.testing.v1 import AppTest
-
 from fashion_core import registry as registry_module
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.registry import ModelRegistry
-from tests.conftest import REPO_ROOT, SHIPPED_MODEL_DIR
-
-TIMEOUT = 120
-
-
-@pytest.fixture
-def app():
-    return AppTest.from_file(str(REPO_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+from tests.conftest import SHIPPED_MODEL_DIR
+from tests.support import metrics, open_app
 
 
-def test_home_shows_the_shipped_model_card(app):
-    app.run()
+def test_home_shows_the_shipped_model_card():
+    app = open_app()
     assert not app.exception
     metadata = json.loads((SHIPPED_MODEL_DIR / "metadata.json").read_text())
-    metrics = {metric.label: metric.value for metric in app.metric}
+    shown = metrics(app)
     # the shipped model was trained with flips, so the card shows the flip-averaged accuracy the app gets
-    assert metrics["Test accuracy"] == f"{metadata['test_accuracy_flip_average']:.2%}"
+    assert shown["Test accuracy"] == f"{metadata['test_accuracy_flip_average']:.2%}"
     assert f"a plain `model(x)` call gets {metadata['test_accuracy']:.2%}" in app.metric[0].help
-    assert metrics["Parameters"] == f"{metadata['parameter_count']:,}"
+    assert shown["Parameters"] == f"{metadata['parameter_count']:,}"
     assert app.subheader[0].value == "Model in use: `default`"
     assert app.sidebar.selectbox(key="model_name").value == "default"
 
 
-def test_home_without_a_shipped_model_says_how_to_make_one(app, tmp_path, monkeypatch):
+def test_home_without_a_shipped_model_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.setattr(registry_module, "SHIPPED_MODELS_DIR", tmp_path / "nothing")
-    app.run()
+    app = open_app()
     assert not app.exception
     assert "No model is available" in app.error[0].value
     assert app.title[0].value == "Fashion-MNIST Studio"
 
 
-def test_a_user_model_can_be_chosen_in_the_sidebar(app, private_user_models):
+def test_a_user_model_can_be_chosen_in_the_sidebar(private_user_models):
     shutil.copytree(SHIPPED_MODEL_DIR, private_user_models / "copy-of-default")
-    app.run()
+    app = open_app()
     app.sidebar.selectbox(key="model_name").set_value("copy-of-default").run()
     assert not app.exception
     assert app.subheader[0].value == "Model in use: `copy-of-default`"
 
 
-def test_a_model_without_a_measured_accuracy_shows_unknown(app, private_user_models):
+def test_a_model_without_a_measured_accuracy_shows_unknown(private_user_models):
     """Test that a model saved with bare metadata (no test accuracy) gets "unknown", not an error."""
     ModelRegistry(user_dir=private_user_models).save("bare", build_model("dense", ModelOptions(augment=False)), {})
-    app.run()
+    app = open_app()
     app.sidebar.selectbox(key="model_name").set_value("bare").run()
     assert not app.exception
-    metrics = {metric.label: metric for metric in app.metric}
-    assert metrics["Test accuracy"].value == "unknown" and not metrics["Test accuracy"].help
+    accuracy = next(metric for metric in app.metric if metric.label == "Test accuracy")
+    assert accuracy.value == "unknown" and not accuracy.help

@@ -5,7 +5,7 @@ import pytest
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.registry import ModelRegistry
 from fashion_core.runs import models_table, run_histories
-from tests.training_page_support import navigation_app, plotly_spec
+from tests.support import open_app, plotly_spec
 
 PAGE = "pages/models.py"
 HISTORY_A = [
@@ -36,8 +36,8 @@ def models_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def app(monkeypatch, models_dir):
-    return navigation_app(monkeypatch, PAGE)
+def app(models_dir):
+    return open_app(PAGE)
 
 
 def test_table_lists_every_readable_model_and_says_why_one_is_unreadable(app, models_dir):

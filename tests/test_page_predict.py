@@ -1,7 +1,6 @@
 """AppTest of the prediction page: uploads, bad files, several files, the camera, the drawing tab, the model picker."""
 
 import csv
-import functools
 import io
 from pathlib import Path
 
@@ -11,14 +10,14 @@ import pytest
 import streamlit as st
 from PIL import Image
 
-from fashion_core.data import CLASS_NAMES, FashionMNIST, load_fashion_mnist
+from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.inference import Predictor
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.preprocess import photo_steps
 from fashion_core.registry import ModelRegistry
 from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY
 from tests.bad_images import upload_cases
-from tests.explain_page_support import image_urls, navigation_app
+from tests.support import image_urls, metrics, open_app
 
 PAGE = "pages/predict.py"
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
@@ -28,26 +27,24 @@ MANIFEST_CLASS_NAMES = [
 ]  # fmt: skip
 
 
-def dev_photo(class_name: str, position: int = 0) -> tuple[str, bytes]:
-    """A real photo of the class from `../shared/realphotos-dev`, or a made-up one where that folder is missing."""
-    if not (REAL_PHOTOS_DIR / "MANIFEST.tsv").is_file():
-        return stand_in_photo(class_name, position)
-    with open(REAL_PHOTOS_DIR / "MANIFEST.tsv", newline="") as manifest:
-        paths = [
-            row["relative_path"] for row in csv.DictReader(manifest, delimiter="\t") if row["class_name"] == class_name
-        ]
-    return Path(paths[position]).name, (REAL_PHOTOS_DIR / paths[position]).read_bytes()
+@pytest.fixture(scope="session")
+def dev_photo(fashion_data):
+    """`dev_photo(class_name, position=0)`: a real photo of the class from `../shared/realphotos-dev` as
+    `(file name, bytes)`, or a made-up one where that folder is missing."""
+
+    def photo(class_name: str, position: int = 0) -> tuple[str, bytes]:
+        if not (REAL_PHOTOS_DIR / "MANIFEST.tsv").is_file():
+            return stand_in_photo(fashion_data, class_name, position)
+        with open(REAL_PHOTOS_DIR / "MANIFEST.tsv", newline="") as manifest:
+            rows = csv.DictReader(manifest, delimiter="\t")
+            paths = [row["relative_path"] for row in rows if row["class_name"] == class_name]
+        return Path(paths[position]).name, (REAL_PHOTOS_DIR / paths[position]).read_bytes()
+
+    return photo
 
 
-@functools.cache
-def dataset() -> FashionMNIST:
-    """Fashion-MNIST, loaded once for all the stand-in photos (decoding its files takes a while)."""
-    return load_fashion_mnist(download=False)
-
-
-def stand_in_photo(class_name: str, position: int) -> tuple[str, bytes]:
+def stand_in_photo(data: FashionMNIST, class_name: str, position: int) -> tuple[str, bytes]:
     """A test image of the class as a 560x560 JPEG photo: a blue garment on a light, slightly noisy floor."""
-    data = dataset()
     index = np.flatnonzero(data.test_labels == MANIFEST_CLASS_NAMES.index(class_name))[position]
     garment = np.asarray(Image.fromarray(data.test_images[index]).resize((400, 400), Image.BICUBIC)) / 255.0
     floor = np.random.default_rng(position).normal(225, 4, (400, 400, 1))
@@ -62,11 +59,7 @@ def stand_in_photo(class_name: str, position: int) -> tuple[str, bytes]:
 
 @pytest.fixture
 def app():
-    return navigation_app(PAGE)
-
-
-def metrics(app) -> dict[str, str]:
-    return {metric.label: metric.value for metric in app.metric}
+    return open_app(PAGE)
 
 
 def expected_answer(predictor: Predictor, data: bytes) -> tuple[str, str]:
@@ -88,7 +81,7 @@ def test_the_page_explains_each_input_before_anything_is_given(app):
     assert app.expander[0].label == "What makes a photo work well"
 
 
-def test_an_uploaded_photo_shows_its_class_confidence_chart_and_grad_cam(app, shipped_predictor):
+def test_an_uploaded_photo_shows_its_class_confidence_chart_and_grad_cam(app, shipped_predictor, dev_photo):
     """Test that a real photo gets the shipped model's class and confidence, a chart and two overlays."""
     name, data = dev_photo("trouser")
     app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
@@ -112,7 +105,7 @@ def test_an_uploaded_photo_shows_its_class_confidence_chart_and_grad_cam(app, sh
     assert last_input["photo"].shape == conversion.original.shape
 
 
-def test_a_bad_file_shows_its_message_and_the_good_one_is_still_classified(app, shipped_predictor):
+def test_a_bad_file_shows_its_message_and_the_good_one_is_still_classified(app, shipped_predictor, dev_photo):
     """Test that a text file renamed .png gets its error while the photo beside it is classified."""
     bad = upload_cases()["text renamed .png"]
     name, data = dev_photo("dress")
@@ -140,7 +133,7 @@ def test_each_bad_upload_alone_gives_an_error_and_no_result(app, case_name):
     assert metrics(app) == {} and chart_keys(app) == []
 
 
-def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_predictor, monkeypatch):
+def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_predictor, monkeypatch, dev_photo):
     """Test that three uploads (one broken) give a three-row table, a CSV of it and details on request."""
     downloads = []
     download_button = st.download_button
@@ -175,7 +168,7 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
     assert app.session_state[LAST_INPUT_KEY]["name"] == photos[1][0]
 
 
-def test_a_camera_photo_is_classified(app, shipped_predictor):
+def test_a_camera_photo_is_classified(app, shipped_predictor, dev_photo):
     """Test that a photo from the camera input gets a class and its own chart."""
     _, data = dev_photo("tshirt_top")
     app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
@@ -186,7 +179,7 @@ def test_a_camera_photo_is_classified(app, shipped_predictor):
     assert app.session_state[LAST_INPUT_KEY]["name"] == "camera photo"
 
 
-def test_the_model_picked_in_the_sidebar_makes_the_prediction(app, private_user_models):
+def test_the_model_picked_in_the_sidebar_makes_the_prediction(app, private_user_models, dev_photo):
     """Test that a user model chosen in the sidebar (a dense one, without conv layers) is the one used."""
     model = build_model("dense", ModelOptions(augment=False, seed=3))
     ModelRegistry(user_dir=private_user_models).save("tiny-dense", model, {"architecture": "dense"})

@@ -1,53 +1,54 @@
-"""AppTest of the Train page: presets, a background run with live curves, Stop, Save and Use."""
+"""AppTest of the Train page: presets, a background run with live curves, Stop, Save and Use.
 
-import base64
+The run is a real `TrainingJob` whose `train()` replays a scripted run (`tests/support/scripted_training.py`),
+so each rerun shows a known state; real training is tested in `test_training.py` and `test_job.py`.
+"""
+
 import re
-import time
 
 import numpy as np
 import pytest
+import streamlit as st
 
 from fashion_core.registry import ModelRegistry
-from tests.training_page_support import navigation_app, plotly_spec, rerun_until
+from fashion_core.training import job as job_module
+from fashion_core.training.callbacks import per_batch_values
+from tests.support import caption_starting, metrics, open_app, plotly_array, plotly_spec, plotly_specs, rerun_until
+from tests.support.scripted_training import ScriptedTraining, scripted_running_means
 
 PAGE = "pages/train.py"
 
 
 @pytest.fixture
-def models_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "user_models"
-    monkeypatch.setenv("FASHION_STUDIO_MODELS_DIR", str(folder))
-    return folder
+def models_dir(private_user_models):
+    return private_user_models
 
 
-def plotly_values(value) -> np.ndarray:
-    """A Plotly spec's array: a plain list, or Plotly's typed array `{dtype, bdata}`."""
-    if isinstance(value, dict) and "bdata" in value:
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value, dtype=float)
+@pytest.fixture
+def scripted_training(monkeypatch):
+    """Jobs started from the page replay a scripted run; the server's job manager starts empty."""
+    scripted = ScriptedTraining()
+    monkeypatch.setattr(job_module, "train", scripted)
+    st.cache_resource.clear()  # `job_manager()` is one per process: forget earlier tests' jobs
+    yield scripted
+    scripted.close()
+    st.cache_resource.clear()
 
 
-def live_loss_points(app) -> int:
-    """How many per-batch points the live loss chart holds (0 when it is not drawn yet)."""
-    charts = [element for element in app.get("plotly_chart") if element.proto.id.endswith("train_live_loss")]
-    if not charts:
-        return 0
-    return len(plotly_values(plotly_spec(app, "train_live_loss")["data"][0]["x"]))
+def live_loss_curve(app) -> np.ndarray:
+    """The live loss chart's per-batch values (empty when the chart is not drawn)."""
+    if not any(element_id.endswith("train_live_loss") for element_id in plotly_specs(app)):
+        return np.zeros(0)
+    return plotly_array(plotly_spec(app, "train_live_loss")["data"][0]["y"]).astype(float)
 
 
-def caption_starting(app, prefix: str) -> str:
-    captions = [caption.value for caption in app.caption if caption.value.startswith(prefix)]
-    assert len(captions) == 1, f"expected one caption starting {prefix!r}, found {captions}"
-    return captions[0]
+def progress_text(app) -> str:
+    return app.get("progress")[0].proto.text
 
 
-def metrics(app) -> dict[str, str]:
-    return {metric.label: metric.value for metric in app.metric}
-
-
-def test_presets_fill_the_form_and_the_estimate_follows_it(monkeypatch, models_dir):
+def test_presets_fill_the_form_and_the_estimate_follows_it(models_dir):
     """Test that a preset sets every field and that the run time estimate follows the chosen values."""
-    app = navigation_app(monkeypatch, PAGE)
+    app = open_app(PAGE)
     assert not app.exception
     app.selectbox(key="train_preset").set_value("Standard").run()
     assert app.selectbox(key="train_architecture").value == "cnn"
@@ -72,9 +73,9 @@ def test_presets_fill_the_form_and_the_estimate_follows_it(monkeypatch, models_d
     assert metrics(app)["Estimated run time"] != quick_minutes
 
 
-def test_best_preset_ends_with_clean_epochs_and_too_few_epochs_are_refused(monkeypatch, models_dir):
+def test_best_preset_ends_with_clean_epochs_and_too_few_epochs_are_refused(models_dir):
     """Test that the Best preset's clean epochs show, and that a run of no more epochs than that explains itself."""
-    app = navigation_app(monkeypatch, PAGE)
+    app = open_app(PAGE)
     app.selectbox(key="train_preset").set_value("Best").run()
     assert app.slider(key="train_clean_epochs").value == 4
     assert app.slider(key="train_clean_mix").value == pytest.approx(0.5)
@@ -94,26 +95,32 @@ def test_best_preset_ends_with_clean_epochs_and_too_few_epochs_are_refused(monke
     assert metrics(app)["Estimated run time"]
 
 
-def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(monkeypatch, models_dir):
+def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(models_dir, scripted_training):
     """Test the whole journey: start, live curves that grow, a refused second start, Stop, Save, Use."""
-    app = navigation_app(monkeypatch, PAGE)
+    app = open_app(PAGE)
     app.selectbox(key="train_preset").set_value("Quick").run()
     app.slider(key="train_epochs").set_value(1)
     app.slider(key="train_subset_size").set_value(20000)
-    app.select_slider(key="train_batch_size").set_value(8)  # 2375 small steps: slow enough to watch
+    app.select_slider(key="train_batch_size").set_value(8)
     app.run()
     app.button(key="train_start").click().run()
     assert not app.exception
 
-    first = rerun_until(app, live_loss_points)
+    scripted_training.advance(40)
+    app.run()
+    running_means = [scripted_running_means(step)["loss"] for step in range(40)]
+    np.testing.assert_allclose(live_loss_curve(app), per_batch_values(running_means, 2375))  # each batch's own loss
+    assert metrics(app)["Status"] == "running"
     assert app.button(key="train_stop").disabled is False
-    assert app.get("progress")[0].proto.text.startswith("Epoch 1 of 1, batch ")
+    assert progress_text(app).startswith("Epoch 1 of 1, batch 40 of 2375 · ")
     app.button(key="train_start").click().run()  # a second start while the first runs
     assert app.warning[0].value.startswith("A training job is already running (job ")
-    assert "small_cnn, 1 epochs" in app.warning[0].value
-    time.sleep(1.0)
-    later = rerun_until(app, lambda app: (points := live_loss_points(app)) > first and points)
-    assert later > first
+    assert "small_cnn, 1 epochs, epoch 1 of 1" in app.warning[0].value
+
+    scripted_training.advance(60)
+    app.run()
+    assert len(live_loss_curve(app)) == 100
+    assert progress_text(app).startswith("Epoch 1 of 1, batch 100 of 2375 · ")
     accuracy = plotly_spec(app, "train_live_accuracy")
     assert [trace["name"] for trace in accuracy["data"]] == [
         "training, per batch",
@@ -124,11 +131,12 @@ def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(monke
     app.button(key="train_stop").click().run()
     rerun_until(app, lambda app: "Test accuracy" in metrics(app))
     [stopped] = [info.value for info in app.info]
-    assert re.fullmatch(r"Stopped on request at epoch 1, batch \d+ of 2375; the model keeps epoch 1\.", stopped)
+    assert stopped == "Stopped on request at epoch 1, batch 100 of 2375; the model keeps epoch 1."
     assert metrics(app)["Epochs"] == "1 of 1"
     shown_accuracy = metrics(app)["Test accuracy"]
-    confusion = plotly_values(plotly_spec(app, "train_confusion")["data"][0]["z"])
+    confusion = plotly_array(plotly_spec(app, "train_confusion")["data"][0]["z"])
     assert confusion.sum() == 10000 and f"{np.trace(confusion.reshape(10, 10)) / 10000:.2%}" == shown_accuracy
+    assert len(plotly_array(plotly_spec(app, "train_final_loss")["data"][0]["y"])) == 100
     assert re.fullmatch(r"small_cnn-[0-9a-f]{8}", app.text_input(key="train_save_name").value)
 
     app.text_input(key="train_save_name").set_value("my model!")

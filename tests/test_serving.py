@@ -76,8 +76,9 @@ def test_small_batches_give_what_one_large_call_gives(litert_plain, fashion_data
     np.testing.assert_allclose(litert_plain.predict(images, batch_size=7), litert_plain.predict(images), atol=1e-6)
 
 
-def test_eight_threads_get_exactly_the_single_thread_answers(fashion_data):
-    predictor = LiteRTPredictor(SHIPPED_LITERT, flip_average=True)
+@pytest.mark.parametrize("max_interpreters", [8, 2])
+def test_eight_threads_get_exactly_the_single_thread_answers(fashion_data, max_interpreters):
+    predictor = LiteRTPredictor(SHIPPED_LITERT, flip_average=True, max_interpreters=max_interpreters)
     images = fashion_data.test_images[:64]
     expected = [predictor.predict_one(image) for image in images]
     results, errors = {}, []
@@ -96,6 +97,7 @@ def test_eight_threads_get_exactly_the_single_thread_answers(fashion_data):
     for thread in threads:
         thread.join()
     assert errors == []
+    assert 1 <= predictor.num_interpreters <= max_interpreters
     assert sorted(results) == list(range(64))
     for index, answers in results.items():
         assert len(answers) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -115,11 +116,38 @@ class PhotoValidation(keras.callbacks.Callback):
 LEARNING_RATE_EVERY_STEPS = 20
 
 
+@dataclass(frozen=True)
+class TrainingProgress:
+    """A consistent, immutable copy of a run's progress at one moment, safe to read from any thread.
+
+    `batch_loss` and `batch_accuracy` are each batch's own values (Keras reports running means over the
+    epoch; see `per_batch_values`), aligned with `batch_steps` (1-based step numbers across epochs).
+    `epoch_logs` holds one dict per finished epoch (`loss`, `accuracy`, `val_loss`, `val_accuracy`,
+    `epoch`). `epoch` is 1-based and 0 before the run begins. `eta_seconds` is `None` before the first
+    batch; `fraction_done` is the share of all planned steps done, 0 to 1.
+    """
+
+    epoch: int
+    epochs: int
+    batch: int
+    steps_per_epoch: int
+    steps_done: int
+    batch_steps: tuple[int, ...]
+    batch_loss: tuple[float, ...]
+    batch_accuracy: tuple[float, ...]
+    epoch_logs: tuple[dict[str, float], ...]
+    learning_rate: float
+    elapsed_seconds: float
+    eta_seconds: float | None
+    images_per_second: float
+    fraction_done: float
+
+
 class ProgressRecorder(keras.callbacks.Callback):
     """Records every batch and epoch of a run under a lock, for another thread to read.
 
-    `snapshot()` returns plain Python lists and numbers: per-batch training loss and accuracy,
-    per-epoch training and validation metrics, the learning rate, timings and throughput.
+    `snapshot()` returns a `TrainingProgress`: per-batch training loss and accuracy, per-epoch
+    training and validation metrics, the learning rate, timings and throughput.
     """
 
     def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int):
@@ -178,29 +206,50 @@ class ProgressRecorder(keras.callbacks.Callback):
         with self._lock:
             self.epoch_logs.append(logs)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> TrainingProgress:
         """A consistent copy of the run's progress so far."""
         with self._lock:
             elapsed = 0.0 if self.started_at is None else time.perf_counter() - self.started_at
             total_steps = self.epochs * self.steps_per_epoch
-            images_per_second = self.steps_done * self.batch_size / elapsed if elapsed > 0 else 0.0
             seconds_per_step = elapsed / self.steps_done if self.steps_done else float("nan")
-            return {
-                "epoch": self.epoch + 1 if self.started_at is not None else 0,
-                "epochs": self.epochs,
-                "batch": self.batch,
-                "steps_per_epoch": self.steps_per_epoch,
-                "steps_done": self.steps_done,
-                "batch_steps": list(self.batch_steps),
-                "batch_loss": list(self.batch_loss),
-                "batch_accuracy": list(self.batch_accuracy),
-                "epoch_logs": [dict(log) for log in self.epoch_logs],
-                "learning_rate": self.learning_rate,
-                "elapsed_seconds": elapsed,
-                "eta_seconds": max(total_steps - self.steps_done, 0) * seconds_per_step if self.steps_done else None,
-                "images_per_second": images_per_second,
-                "progress": min(self.steps_done / total_steps, 1.0) if total_steps else 0.0,
-            }
+            return TrainingProgress(
+                epoch=self.epoch + 1 if self.started_at is not None else 0,
+                epochs=self.epochs,
+                batch=self.batch,
+                steps_per_epoch=self.steps_per_epoch,
+                steps_done=self.steps_done,
+                batch_steps=tuple(self.batch_steps),
+                batch_loss=per_batch_values(self.batch_loss, self.steps_per_epoch),
+                batch_accuracy=per_batch_values(self.batch_accuracy, self.steps_per_epoch),
+                epoch_logs=tuple(dict(log) for log in self.epoch_logs),
+                learning_rate=self.learning_rate,
+                elapsed_seconds=elapsed,
+                eta_seconds=max(total_steps - self.steps_done, 0) * seconds_per_step if self.steps_done else None,
+                images_per_second=self.steps_done * self.batch_size / elapsed if elapsed > 0 else 0.0,
+                fraction_done=min(self.steps_done / total_steps, 1.0) if total_steps else 0.0,
+            )
+
+
+def per_batch_values(running_means: list[float], steps_per_epoch: int) -> tuple[float, ...]:
+    """Each batch's own value from Keras' running means over the epoch so far.
+
+    Keras' batch logs hold the mean of the epoch's batches so far (reset at each epoch), so batch
+    `k` of an epoch had `k * mean_k - (k - 1) * mean_(k-1)`. This takes the batches as equally
+    sized; the last, smaller batch of an epoch comes out pulled towards the epoch's mean.
+
+    Args:
+        running_means: one value per step, across epochs.
+        steps_per_epoch: steps in a full epoch.
+
+    Returns:
+        A tuple as long as `running_means`.
+    """
+    means = np.asarray(running_means, dtype=np.float64)
+    if steps_per_epoch <= 0 or means.size == 0:
+        return tuple(means.tolist())
+    batch_in_epoch = np.arange(means.size) % steps_per_epoch + 1  # k = 1, 2, ..., steps_per_epoch, 1, ...
+    previous = np.where(batch_in_epoch > 1, np.roll(means, 1), 0.0)
+    return tuple((batch_in_epoch * means - (batch_in_epoch - 1) * previous).tolist())
 
 
 def _current_learning_rate(model) -> float:

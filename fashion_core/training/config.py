@@ -189,8 +189,8 @@ class TrainingConfig:
 
 
 PRESETS: dict[str, TrainingConfig] = {
-    # Under a minute on two CPU cores: the small CNN, three passes, no augmentation. Chosen on the
-    # validation split: dropout 0.15 reached 0.928 there against 0.924 for 0.3 (three passes underfit).
+    # Under a minute on two CPU cores: the small CNN, three passes, no augmentation. Light dropout,
+    # because three passes underfit rather than overfit (docs/model-card.md, "Presets").
     "Quick": TrainingConfig(
         architecture="small_cnn",
         epochs=3,
@@ -205,6 +205,6 @@ PRESETS: dict[str, TrainingConfig] = {
     # About a quarter of an hour on two cores: the default CNN for a few epochs.
     "Standard": TrainingConfig(architecture="cnn", epochs=8, augment_strength=0.3),
     # The shipped model's recipe (about 55 minutes on two cores): 36 augmented epochs, 4 on the images
-    # as they are, and the final weights halfway between the best of each (README, "The shipped model").
+    # as they are, and the final weights halfway between the best of each (docs/model-card.md).
     "Best": TrainingConfig(clean_epochs=4, clean_mix=0.5),
 }

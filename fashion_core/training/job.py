@@ -8,30 +8,61 @@ time for the whole process: the server has two cores, and everyone sees the same
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import keras
-import numpy as np
 
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
-from fashion_core.training.callbacks import ProgressRecorder
+from fashion_core.training.callbacks import ProgressRecorder, TrainingProgress
 from fashion_core.training.config import TrainingConfig
 from fashion_core.training.loop import TrainingFailed, TrainingResult, train
 from fashion_core.training.throughput import ThroughputLog
 
 logger = logging.getLogger(__name__)
 
-QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
-STOPPED, DONE, FAILED = "stopped", "done", "failed"
-ACTIVE_STATUSES = (QUEUED, RUNNING, STOPPING)
-FINISHED_STATUSES = (STOPPED, DONE, FAILED)
-SAVABLE_STATUSES = (STOPPED, DONE)
+
+class JobStatus(enum.StrEnum):
+    """Where a job stands, for the people watching it.
+
+    `QUEUED`: started, preparing data and model. `STOPPING`: a stop was asked; the current batch and
+    the test-set evaluation are still to finish. `STOPPED` and `DONE` leave a model to save; `FAILED`
+    leaves an error message and nothing to save.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STOPPING)
+
+    @property
+    def is_finished(self) -> bool:
+        return not self.is_active
+
+    @property
+    def savable(self) -> bool:
+        return self in (JobStatus.STOPPED, JobStatus.DONE)
+
+
+class JobPhase(enum.StrEnum):
+    """What a job's thread is doing: preparing data and model, in `fit`, evaluating on the test set, or finished."""
+
+    PREPARING = "preparing"
+    TRAINING = "training"
+    EVALUATING = "evaluating"
+    FINISHED = "finished"
 
 
 class JobAlreadyRunning(RuntimeError):
@@ -42,53 +73,36 @@ class JobNotSavable(ValueError):
     """Raised when a job that has no model (running, failed, never started) is asked to save one."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class JobSnapshot:
     """A consistent, immutable copy of a job's state at one moment.
 
-    `status` is one of `queued` (started, preparing data and model), `running`, `stopping`
-    (stop asked, the current batch and the evaluation still to finish), `stopped`, `done` or
-    `failed`. `phase` says what the thread is doing: `preparing`, `training`, `evaluating` or
-    `finished`. `batch_loss` and `batch_accuracy` are each batch's own values (Keras reports
-    running means over the epoch; see `per_batch_values`), aligned with `batch_steps` (1-based step
-    numbers across epochs); `epoch_logs` holds one dict per finished epoch (`loss`, `accuracy`,
-    `val_loss`, `val_accuracy`, `epoch`). `elapsed_seconds` counts from `start()`; `images_per_second` and
-    `eta_seconds` come from the training loop (`eta_seconds` is `None` before the first batch).
+    `training` is the training loop's own `TrainingProgress`; once the job has finished it is frozen at
+    the last batch (no ETA, and `fraction_done` 1.0 for a run that left a model). `elapsed_seconds`
+    counts from `start()` to now, or to the end of the job.
     """
 
     job_id: str
-    status: str
-    phase: str
+    status: JobStatus
+    phase: JobPhase
     config: TrainingConfig
-    epoch: int
-    epochs: int
-    batch: int
-    steps_per_epoch: int
-    steps_done: int
-    batch_steps: tuple[int, ...]
-    batch_loss: tuple[float, ...]
-    batch_accuracy: tuple[float, ...]
-    epoch_logs: tuple[dict, ...]
-    learning_rate: float
+    training: TrainingProgress
     elapsed_seconds: float
-    eta_seconds: float | None
-    images_per_second: float
-    progress: float
     error: str | None
     started_at: str | None
     saved_as: tuple[str, ...]
 
     @property
     def is_active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
+        return self.status.is_active
 
     @property
     def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
+        return self.status.is_finished
 
     @property
     def savable(self) -> bool:
-        return self.status in SAVABLE_STATUSES
+        return self.status.savable
 
 
 class _PhaseTracker(keras.callbacks.Callback):
@@ -98,18 +112,18 @@ class _PhaseTracker(keras.callbacks.Callback):
         super().__init__()
         self.stop_event = stop_event
         self.recorder = recorder
-        self.phase = "preparing"
+        self.phase = JobPhase.PREPARING
         self.stopped_by_request = False
-        self.final_progress: dict | None = None
+        self.final_progress: TrainingProgress | None = None
 
     def on_train_begin(self, logs=None):
-        self.phase = "training"
+        self.phase = JobPhase.TRAINING
 
     def on_train_end(self, logs=None):
         # Freeze the loop's numbers here, so that elapsed time and throughput stop at the last batch.
         self.final_progress = self.recorder.snapshot()
         self.stopped_by_request = self.stop_event.is_set()
-        self.phase = "evaluating"
+        self.phase = JobPhase.EVALUATING
 
 
 class TrainingJob:
@@ -125,8 +139,8 @@ class TrainingJob:
     Example:
         >>> job = TrainingJob(PRESETS["Quick"], data=data)
         >>> job.start()
-        >>> job.snapshot().status
-        'running'
+        >>> job.snapshot().status == JobStatus.RUNNING
+        True
         >>> job.stop(); job.wait()
         >>> job.save(ModelRegistry(), "quick-run")
     """
@@ -152,10 +166,10 @@ class TrainingJob:
         self._started: float | None = None
         self._started_at: str | None = None
         self._finished: float | None = None
-        self._outcome: str | None = None
+        self._outcome: JobStatus | None = None
         self._error: str | None = None
         self._result: TrainingResult | None = None
-        self._final_progress: dict | None = None
+        self._final_progress: TrainingProgress | None = None
         self._saved_as: list[str] = []
 
     def start(self) -> TrainingJob:
@@ -195,7 +209,7 @@ class TrainingJob:
             return self._result
 
     @property
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         return self.snapshot().status
 
     def snapshot(self) -> JobSnapshot:
@@ -204,36 +218,27 @@ class TrainingJob:
             outcome, error, saved_as = self._outcome, self._error, tuple(self._saved_as)
             started, finished, started_at = self._started, self._finished, self._started_at
             final_progress = self._final_progress
-        phase = "finished" if outcome else self._tracker.phase
-        if phase == "evaluating":
+        phase = JobPhase.FINISHED if outcome else self._tracker.phase
+        if phase == JobPhase.EVALUATING:
             final_progress = self._tracker.final_progress
-        progress = final_progress or self._recorder.snapshot()
+        training = final_progress or self._recorder.snapshot()
         if outcome:
             status = outcome
+            training = dataclasses.replace(
+                training, eta_seconds=None, fraction_done=1.0 if outcome.savable else training.fraction_done
+            )
         elif self._stop_event.is_set():
-            status = STOPPING
+            status = JobStatus.STOPPING
         else:
-            status = RUNNING if phase != "preparing" else QUEUED
+            status = JobStatus.QUEUED if phase == JobPhase.PREPARING else JobStatus.RUNNING
         now = finished if finished is not None else time.perf_counter()
         return JobSnapshot(
             job_id=self.job_id,
             status=status,
             phase=phase,
             config=self.config,
-            epoch=progress["epoch"],
-            epochs=progress["epochs"],
-            batch=progress["batch"],
-            steps_per_epoch=progress["steps_per_epoch"],
-            steps_done=progress["steps_done"],
-            batch_steps=tuple(progress["batch_steps"]),
-            batch_loss=per_batch_values(progress["batch_loss"], progress["steps_per_epoch"]),
-            batch_accuracy=per_batch_values(progress["batch_accuracy"], progress["steps_per_epoch"]),
-            epoch_logs=tuple(progress["epoch_logs"]),
-            learning_rate=progress["learning_rate"],
+            training=training,
             elapsed_seconds=0.0 if started is None else now - started,
-            eta_seconds=None if outcome else progress["eta_seconds"],
-            images_per_second=progress["images_per_second"],
-            progress=1.0 if outcome in SAVABLE_STATUSES else progress["progress"],
             error=error,
             started_at=started_at,
             saved_as=saved_as,
@@ -268,8 +273,8 @@ class TrainingJob:
             **result.metadata(),
             "seed": self.config.seed,
             "job_id": self.job_id,
-            "stopped_by_request": snapshot.status == STOPPED,
-            "images_per_second": round(snapshot.images_per_second, 1),
+            "stopped_by_request": snapshot.status == JobStatus.STOPPED,
+            "images_per_second": round(snapshot.training.images_per_second, 1),
             **(extra_metadata or {}),
         }
         with self._save_lock:  # one model, saved by one thread at a time
@@ -290,9 +295,10 @@ class TrainingJob:
             )
         except Exception as error:  # a background thread has no caller to raise to: it reports instead
             logger.exception("Training job %s failed", self.job_id)
-            self._finish(FAILED, error=describe_failure(error))
+            self._finish(JobStatus.FAILED, error=describe_failure(error))
         else:
-            self._finish(STOPPED if self._tracker.stopped_by_request else DONE, result=result)
+            outcome = JobStatus.STOPPED if self._tracker.stopped_by_request else JobStatus.DONE
+            self._finish(outcome, result=result)
         finally:
             self._data = None  # the job may be kept around long after; the dataset need not be
         if self._on_finish is not None:
@@ -301,35 +307,13 @@ class TrainingJob:
             except Exception:  # bookkeeping after a run must not turn it into a failure
                 logger.exception("on_finish of training job %s failed", self.job_id)
 
-    def _finish(self, outcome: str, result: TrainingResult | None = None, error: str | None = None) -> None:
+    def _finish(self, outcome: JobStatus, result: TrainingResult | None = None, error: str | None = None) -> None:
         # A run that raised never reached on_train_end: freeze its numbers now.
         final_progress = self._tracker.final_progress or self._recorder.snapshot()
         with self._lock:
             self._outcome, self._result, self._error = outcome, result, error
             self._final_progress = final_progress
             self._finished = time.perf_counter()
-
-
-def per_batch_values(running_means: list[float], steps_per_epoch: int) -> tuple[float, ...]:
-    """Each batch's own value from Keras' running means over the epoch so far.
-
-    Keras' batch logs hold the mean of the epoch's batches so far (reset at each epoch), so batch
-    `k` of an epoch had `k * mean_k - (k - 1) * mean_(k-1)`. This takes the batches as equally
-    sized; the last, smaller batch of an epoch comes out pulled towards the epoch's mean.
-
-    Args:
-        running_means: one value per step, across epochs.
-        steps_per_epoch: steps in a full epoch.
-
-    Returns:
-        A tuple as long as `running_means`.
-    """
-    means = np.asarray(running_means, dtype=np.float64)
-    if steps_per_epoch <= 0 or means.size == 0:
-        return tuple(means.tolist())
-    batch_in_epoch = np.arange(means.size) % steps_per_epoch + 1  # k = 1, 2, ..., steps_per_epoch, 1, ...
-    previous = np.where(batch_in_epoch > 1, np.roll(means, 1), 0.0)
-    return tuple((batch_in_epoch * means - (batch_in_epoch - 1) * previous).tolist())
 
 
 def describe_failure(error: Exception) -> str:
@@ -383,7 +367,7 @@ class JobManager:
 
     def _record_throughput(self, job: TrainingJob) -> None:
         result = job.result
-        if self.throughput_log is not None and result is not None and job.status == DONE:
+        if self.throughput_log is not None and result is not None and job.status == JobStatus.DONE:
             self.throughput_log.record(job.config, result.epochs_run, result.training_seconds)
 
     def stop_current(self) -> bool:
@@ -398,7 +382,8 @@ class JobManager:
 def describe_running_job(snapshot: JobSnapshot) -> str:
     """Why a second job cannot start: which job runs, how far it is, and how to stop it."""
     config = snapshot.config
-    where = f"epoch {snapshot.epoch} of {snapshot.epochs}" if snapshot.steps_done else "preparing"
+    training = snapshot.training
+    where = f"epoch {training.epoch} of {training.epochs}" if training.steps_done else "preparing"
     return (
         f"A training job is already running (job {snapshot.job_id}: {config.architecture}, {config.epochs} epochs, "
         f"{where}, started {snapshot.started_at}). The server trains one model at a time: wait for it to finish, "

@@ -12,9 +12,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fashion_core.calibration import CalibrationError, calibrate_model
 from fashion_core.data import NUM_CLASSES, FashionMNIST, load_fashion_mnist, stratified_subset, validation_split
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.metadata import ModelMetadata, PhotoSetInfo
+from fashion_core.metadata import CalibrationInfo, ModelMetadata, PhotoSetInfo
 from fashion_core.models import ARCHITECTURES, ModelOptions, build_model, inference_model
 from fashion_core.photo_data import PhotoArrays, load_photos
 from fashion_core.training.callbacks import PhotoValidation, ProgressRecorder, RestoreBestWeights, StopOnEvent
@@ -530,7 +531,35 @@ def mix_final_weights(
 
 
 # ---------------------------------------------------------------------------------------------------
-# Step 6: evaluation
+# Step 6: calibration
+
+
+def calibrate_step(
+    model: keras.Model,
+    config: TrainingConfig,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    strategy: tf.distribute.Strategy | None = None,
+) -> tuple[keras.Model, CalibrationInfo | None]:
+    """The trained model with a temperature fitted on the validation split folded into its last layer.
+
+    T is fitted on the probabilities as the app will predict them: flip-averaged for a model trained
+    with flips (see `fashion_core.calibration`). The test set plays no part. A run without validation
+    images, or a model that does not end in a softmax Dense layer, is returned as it is, with `None`.
+    """
+    if len(val_labels) == 0:
+        return model, None
+    flip_average = ModelMetadata(config=config.to_dict()).trained_with_flips
+    fitted_on = f"validation split ({len(val_labels)} images{', flip-averaged' if flip_average else ''})"
+    try:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            return calibrate_model(model, val_images, val_labels, flip_average, fitted_on)
+    except CalibrationError:
+        return model, None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Step 7: evaluation
 
 
 def evaluate_run(
@@ -540,12 +569,13 @@ def evaluate_run(
     run_data: RunData,
     plan: FitPlan,
     training_seconds: float,
+    calibration: CalibrationInfo | None = None,
 ) -> TrainingResult:
     """Test metrics (only reported, never used to choose), validation and photo-val accuracy, as the app predicts."""
     evaluation = evaluate_model(model, data.test_images, data.test_labels)
-    history = plan.recorder.snapshot()["epoch_logs"]
+    history = list(plan.recorder.snapshot().epoch_logs)
     flips = ModelMetadata(config=config.to_dict()).trained_with_flips
-    extra = {}
+    extra = {} if calibration is None else {"calibration": asdict(calibration)}
     if len(run_data.val_labels):
         validation = evaluate_model(model, run_data.val_images, run_data.val_labels)
         extra["validation_accuracy"] = round(validation.accuracy, 6)
@@ -587,9 +617,9 @@ def train(
 
     The steps: the data (`prepare_data`), the model, new or from `init_model` (`build_run_model`),
     the augmented epochs (`run_augmented_phase`), the clean epochs (`run_clean_phase`), the final
-    weights (`mix_final_weights`) and the evaluation (`evaluate_run`). The test set is only
-    evaluated, never used to choose: the best epoch is chosen on the validation split of the
-    training images.
+    weights (`mix_final_weights`), calibration (`calibrate_step`) and the evaluation
+    (`evaluate_run`). The test set is only evaluated, never used to choose: the best epoch is
+    chosen on the validation split of the training images.
 
     Args:
         config: the run's hyperparameters.
@@ -630,5 +660,6 @@ def train(
         model, augmented_weights = run_clean_phase(model, config, plan, epochs_done, strategy)
     mix_final_weights(model, config, augmented_weights, start_weights)
     training_seconds = time.perf_counter() - started
+    model, calibration = calibrate_step(model, config, run_data.val_images, run_data.val_labels, strategy)
 
-    return evaluate_run(model, config, data, run_data, plan, training_seconds)
+    return evaluate_run(model, config, data, run_data, plan, training_seconds, calibration)

@@ -20,13 +20,11 @@ from pathlib import Path
 from fashion_core.registry import user_models_dir
 from fashion_core.training.config import TrainingConfig
 
-# Seconds of training per image, and the fixed cost of one step, on this project's 2-core CPU server
-# (TF 2.21, Keras 3.15). dense and seed_cnn: `python -m benchmarks.training_throughput --costs` (a bare
-# `fit` of 20000 images at batch 16 and at batch 256; dense 7e-6 s/image, seed_cnn 3.6e-4 s/image, 1.7 to
-# 2.0 ms a step). small_cnn: the Quick preset in `make bench`, 3 epochs of 57000 images (and 3000
-# validated) at batch 128 in 54.3 s. cnn: the previous shipped model's run, 40 epochs of 54000 images
-# (and 6000 validated) at batch 128 in 2864 s, while other work shared the cores part of the time (the
-# current one's took 3272 s on a busier machine, 0.0015 s an image: the estimate errs on the short side).
+# Seconds of training per image, and the fixed cost of one step, on a 2-core CPU server (TF 2.21, Keras
+# 3.15). dense and seed_cnn: `python -m benchmarks.training_throughput --costs` (a bare `fit` of 20000
+# images at batch 16 and at batch 256). small_cnn: the Quick preset's run in `make bench`. cnn: a
+# 40-epoch run of the Best preset at batch 128; such runs take 0.0013 to 0.0015 s an image depending on
+# what else shares the cores, and the lower figure is kept, so a busy machine runs longer than estimated.
 SECONDS_PER_TRAINING_IMAGE = {"dense": 0.000010, "seed_cnn": 0.00036, "small_cnn": 0.00030, "cnn": 0.0013}
 SECONDS_PER_STEP = 0.0020
 INFERENCE_COST_RATIO = 1 / 3  # a forward pass costs about a third of a training step's forward+backward

@@ -8,6 +8,7 @@ done, before the rest of the suite runs.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -25,12 +26,22 @@ from tests.e2e.helpers import (
 )
 
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts" / "e2e"
-CHROMIUM = "/usr/bin/chromium"  # Debian's; `playwright install` would need the internet
+# Debian's Chromium unless FASHION_STUDIO_CHROMIUM names another (`playwright install` needs the internet).
+CHROMIUM = os.environ.get("FASHION_STUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1400, "height": 1000}
 
 # The machine is loaded (two cores, a training in the background): give the browser time.
 expect.set_options(timeout=20_000)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Marks every test in this folder `e2e`, so that `-m "not e2e"` leaves the browser out."""
+    folder = Path(__file__).resolve().parent
+    for item in items:
+        if folder in item.path.resolve().parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="package")
@@ -44,7 +55,10 @@ def user_models_dir():
 def browser():
     """Debian's Chromium, driven by Playwright (never `playwright install`: there is no internet)."""
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"The browser tests need Debian's Chromium at {CHROMIUM}: `apt-get install chromium`.")
+        pytest.fail(
+            f"The browser tests need Chromium at {CHROMIUM}: `apt-get install chromium`, or set "
+            "FASHION_STUDIO_CHROMIUM to the path of a Chromium or Chrome executable."
+        )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium

@@ -1,0 +1,34 @@
+"""One harness for the tests: the app under AppTest, the elements a user reads, and Plotly figures.
+
+`open_app(page)` builds and runs the app; `plotly_spec`, `plotly_array`, `image_urls`, `metrics` and
+`rerun_until` read what it shows. The dataset, the shipped model and private folders are fixtures in
+`tests/conftest.py`.
+"""
+
+from tests.support.apptest import (
+    REPO_ROOT,
+    TIMEOUT,
+    caption_starting,
+    image_urls,
+    messages,
+    metrics,
+    open_app,
+    plotly_spec,
+    plotly_specs,
+    rerun_until,
+)
+from tests.support.plotly import plotly_array
+
+__all__ = [
+    "REPO_ROOT",
+    "TIMEOUT",
+    "caption_starting",
+    "image_urls",
+    "messages",
+    "metrics",
+    "open_app",
+    "plotly_array",
+    "plotly_spec",
+    "plotly_specs",
+    "rerun_until",
+]

@@ -1,0 +1,85 @@
+"""The app under Streamlit's AppTest: one builder, and one reader per kind of element."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENTRY_SCRIPT = REPO_ROOT / "streamlit_app.py"
+HOME_PAGE = "pages/home.py"
+TIMEOUT = 120  # seconds a run may take: the first one loads TensorFlow and the model on a loaded machine
+
+
+def open_app(page: str = HOME_PAGE, query_params: dict | None = None, timeout: float = TIMEOUT) -> AppTest:
+    """The app as a visitor opens it: the entry script run once on `page`, as a link to it would.
+
+    `tests/conftest.py` makes every AppTest run go through the entry script (its navigation and
+    sidebar), as the server does.
+
+    Args:
+        page: the page file, such as `"pages/dataset.py"`. Defaults to Home.
+        query_params: the link's query parameters. Defaults to none.
+        timeout: seconds each run may take. Defaults to `TIMEOUT`.
+
+    Returns:
+        The `AppTest`, after its first run.
+    """
+    app = AppTest.from_file(str(ENTRY_SCRIPT), default_timeout=timeout)
+    app.query_params.update(query_params or {})
+    if page != HOME_PAGE:
+        app.switch_page(page)
+    return app.run()
+
+
+def rerun_until(app: AppTest, condition: Callable[[AppTest], object], timeout: float = 60.0, pause: float = 0.2):
+    """Reruns the app until `condition(app)` is truthy (what a user sees on refresh); returns that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        app.run()
+        assert not app.exception, app.exception
+        value = condition(app)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not reach the expected state within {timeout} s")
+        time.sleep(pause)
+
+
+def plotly_specs(app: AppTest) -> dict[str, dict]:
+    """Every Plotly figure on the page as the browser receives it, by element id (which ends with its key)."""
+    return {element.proto.id: json.loads(element.proto.spec) for element in app.get("plotly_chart")}
+
+
+def plotly_spec(app: AppTest, key: str) -> dict:
+    """The Plotly figure of the one chart with `key`."""
+    matches = [spec for element_id, spec in plotly_specs(app).items() if element_id.endswith(key)]
+    assert len(matches) == 1, f"expected one Plotly chart with key {key!r}, found {len(matches)}"
+    return matches[0]
+
+
+def image_urls(app: AppTest) -> dict[str, str]:
+    """Caption -> media URL of every image shown (the URL is a hash of the image's bytes)."""
+    return {caption: url for element in app.image for caption, url in zip(element.captions, element.value, strict=True)}
+
+
+def metrics(app: AppTest) -> dict[str, str]:
+    """Label -> value of every `st.metric`."""
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def messages(app: AppTest) -> str:
+    """Every error, warning and info box of the page and its sidebar, joined by spaces."""
+    boxes = [*app.error, *app.warning, *app.info, *app.sidebar.error, *app.sidebar.warning, *app.sidebar.info]
+    return " ".join(box.value for box in boxes)
+
+
+def caption_starting(app: AppTest, prefix: str) -> str:
+    """The one caption that starts with `prefix`."""
+    captions = [caption.value for caption in app.caption if caption.value.startswith(prefix)]
+    assert len(captions) == 1, f"expected one caption starting {prefix!r}, found {captions}"
+    return captions[0]

@@ -1,0 +1,32 @@
+"""Home, Dataset and Models render from metadata, stored predictions and LiteRT: TensorFlow stays out."""
+
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+SCRIPT = """
+import sys
+from streamlit.testing.v1 import AppTest
+
+app = AppTest.from_file({entry!r}, default_timeout=120)
+app.run()
+shown = [app.title[0].value]
+for page in ("pages/dataset.py", "pages/models.py"):
+    app.switch_page(page)
+    app.run()
+    shown.append(app.title[0].value)
+assert not app.exception, [exception.value for exception in app.exception]
+print(shown)
+print(sorted({{"tensorflow", "keras"}} & set(sys.modules)))
+"""
+
+
+def test_home_dataset_and_models_render_without_importing_tensorflow():
+    """Test that a fresh process showing Home, Dataset and Models never imports TensorFlow or Keras."""
+    script = SCRIPT.format(entry=str(REPO_ROOT / "streamlit_app.py"))
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    titles, heavy = result.stdout.strip().splitlines()[-2:]
+    assert titles == "['Fashion-MNIST Studio', 'Dataset', 'Models']"
+    assert heavy == "[]"
