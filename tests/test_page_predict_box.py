@@ -8,7 +8,7 @@ from fashion_core.data import CLASS_NAMES
 from fashion_core.photo_quality import find_person_wearing
 from fashion_core.preprocess import box_drawing, drawn_box, photo_steps
 from pages.common import LAST_INPUT_KEY
-from tests.explain_page_support import navigation_app
+from tests.support import metrics, open_app
 
 PAGE = "pages/predict.py"
 PERSON_HINT = "This looks like a person wearing the garment"
@@ -16,7 +16,7 @@ PERSON_HINT = "This looks like a person wearing the garment"
 
 @pytest.fixture
 def app():
-    return navigation_app(PAGE)
+    return open_app(PAGE)
 
 
 def answer(predictor, image: np.ndarray) -> dict[str, str]:
@@ -38,7 +38,7 @@ def test_a_person_wearing_a_shirt_is_pointed_out_and_the_box_starts_around_the_s
     assert not app.exception
     box = find_person_wearing(photo_steps(data).original).suggested_box
     boxed = photo_steps(data, box)
-    assert {metric.label: metric.value for metric in app.metric} == answer(shipped_predictor, boxed.image)
+    assert metrics(app) == answer(shipped_predictor, boxed.image)
     assert app.session_state[LAST_INPUT_KEY]["crop_box"] == boxed.crop_box
     np.testing.assert_array_equal(app.session_state[LAST_INPUT_KEY]["image"], boxed.image)
 
