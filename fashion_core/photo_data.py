@@ -17,6 +17,7 @@ This module needs neither TensorFlow nor Streamlit.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -32,6 +33,7 @@ MANIFEST_FILE = "MANIFEST.tsv"
 MANIFEST_COLUMNS = ("relative_path", "class_index", "split")
 SPLITS = ("train", "val")
 CACHE_DIR_ENV = "FASHION_STUDIO_CACHE_DIR"
+APP_PHOTO_STORE = "store"  # `load_photos`' name for the app's own photo store
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "fashion-studio"
 
 
@@ -248,8 +250,10 @@ def load_photos(source: str | os.PathLike, split: str | None = None) -> PhotoArr
     """One split of labelled photos from a photo folder or a photo store.
 
     Args:
-        source: a folder with `MANIFEST.tsv`, or a photo store's SQLAlchemy URL (or SQLite file),
-            read with `fashion_core.photostore.PhotoStore(source).arrays(split)`.
+        source: a folder with `MANIFEST.tsv`; `"store"` for the app's photo store (the one
+            `$FASHION_STUDIO_PHOTO_DB` names, else the default SQLite file), which keeps a database
+            password out of the model's metadata; or a photo store's SQLAlchemy URL (or SQLite
+            file), read with `fashion_core.photostore.PhotoStore(source).arrays(split)`.
         split: `"train"`, `"val"`, or `None` for every photo. Defaults to `None`.
 
     Raises:
@@ -257,6 +261,13 @@ def load_photos(source: str | os.PathLike, split: str | None = None) -> PhotoArr
     """
     if Path(source).is_dir():
         return load_photo_folder(source, split)
+    if str(source) == APP_PHOTO_STORE:
+        source = None
+    elif "://" not in str(source) and not Path(source).is_file():  # a typo must not create an empty store
+        raise PhotoDataError(
+            f"There is no photo folder or photo store at {source}. Pass a folder with {MANIFEST_FILE}, "
+            f"'{APP_PHOTO_STORE}' for the app's photo store, or a database URL. Received: photos={source}"
+        )
     try:
         from fashion_core.photostore import PhotoStore
     except ImportError as error:
@@ -264,4 +275,6 @@ def load_photos(source: str | os.PathLike, split: str | None = None) -> PhotoArr
             f"{source} is not a folder with {MANIFEST_FILE}, and this version has no photo store to open it as a "
             f"database. Pass a photo folder. Received: photos={source}"
         ) from error
-    return PhotoStore(str(source)).arrays(split)
+    store = PhotoStore(source)
+    photos = store.arrays(split)
+    return photos if photos.source else dataclasses.replace(photos, source=store.url)

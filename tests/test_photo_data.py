@@ -133,3 +133,24 @@ def test_a_photo_that_cannot_be_converted_is_named(tmp_path, cache_folder):
     (tmp_path / "not-a-photo.jpg").write_text("hello")
     with pytest.raises(PhotoDataError, match=r"not-a-photo.jpg: "):
         load_photo_folder(tmp_path)
+
+
+def test_a_path_that_is_neither_folder_nor_store_is_refused_without_creating_a_database(tmp_path):
+    missing = tmp_path / "typo"
+    with pytest.raises(PhotoDataError, match=r"no photo folder or photo store at .*typo.*'store' for the app's"):
+        load_photos(missing, "train")
+    assert not missing.exists()
+
+
+def test_the_app_store_is_read_by_name_and_records_its_url(tmp_path, monkeypatch, cache_folder):
+    from fashion_core.photostore import PHOTO_DB_ENV, PhotoStore
+
+    database = tmp_path / "photos.sqlite3"
+    monkeypatch.setenv(PHOTO_DB_ENV, str(database))
+    rows = dev_rows(1)[:2]
+    store = PhotoStore(database)
+    for row in rows:
+        store.add((DEV_PHOTOS / row["relative_path"]).read_bytes(), label=int(row["class_index"]))
+    photos = load_photos("store")
+    assert len(photos) == 2 and sorted(photos.labels.tolist()) == sorted(int(row["class_index"]) for row in rows)
+    assert "photos.sqlite3" in photos.source

@@ -80,7 +80,8 @@ class TrainingConfig:
             Defaults to 60000 (all).
         seed: seeds the split, the shuffling, the weights and the augmentation. Defaults to 0.
         photos: labelled real photos to train on and to watch: a folder with a `MANIFEST.tsv` (like
-            `../shared/realphotos-cc0`) or a photo store's SQLAlchemy URL. Their `train` photos go
+            `../shared/realphotos-cc0`), `"store"` for the app's photo store, or a photo store's
+            SQLAlchemy URL (see `fashion_core.photo_data.load_photos`). Their `train` photos go
             into the batches (see `photo_share`), their `val` photos are scored after every epoch
             (`photo_val_accuracy` in the history). The best epoch is still chosen on the
             Fashion-MNIST validation split. Defaults to `""` (no photos).
