@@ -17,7 +17,7 @@ from fashion_core.data import NUM_CLASSES, FashionMNIST, load_fashion_mnist, str
 from fashion_core.evaluation import EvaluationReport, evaluate_model
 from fashion_core.metadata import CalibrationInfo, ModelMetadata, PhotoSetInfo
 from fashion_core.models import ARCHITECTURES, ModelOptions, build_model, inference_model
-from fashion_core.photo_data import PhotoArrays, load_photos
+from fashion_core.photo_data import PhotoArrays, load_photos, photo_set_fingerprint
 from fashion_core.training.callbacks import PhotoValidation, ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
 
@@ -240,12 +240,9 @@ class RunData:
         """What metadata records of the photos: a fingerprint of train and val together, counts, source."""
         if self.photo_train is None or self.photo_val is None:
             return None
-        both = PhotoArrays(
-            np.concatenate([self.photo_train.images, self.photo_val.images]),
-            np.concatenate([self.photo_train.labels, self.photo_val.labels]),
-            [*self.photo_train.digests, *self.photo_val.digests],
-        )
-        return PhotoSetInfo(both.fingerprint, self.photo_train.counts, self.photo_val.counts, self.photo_train.source)
+        train, val = self.photo_train, self.photo_val
+        fingerprint = photo_set_fingerprint([*train.digests, *val.digests], [*train.labels, *val.labels])
+        return PhotoSetInfo(fingerprint, train.counts_by_class_name(), val.counts_by_class_name(), train.source)
 
 
 def prepare_data(config: TrainingConfig, data: FashionMNIST, num_replicas: int = 1) -> RunData:
