@@ -18,8 +18,9 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
+# On your own machine the Photos page may import folders of this machine (a public server should not).
 run: $(VENV)/.runtime
-	$(PY) -m streamlit run streamlit_app.py
+	FASHION_STUDIO_FOLDER_IMPORT=1 $(PY) -m streamlit run streamlit_app.py
 
 # The one full command: lint, then every test (unit, AppTest, slow, browser).
 test: lint

@@ -234,8 +234,10 @@ def prepare_model_dir(
     metadata = ModelMetadata.read(model_dir)
     sha256 = file_sha256(model_dir / MODEL_FILE)
     model = model if model is not None else load_model(model_dir)
-    data, problems = _dataset_or_problem(data, data_dir)
-    images = data.test_images if data is not None else _random_check_images()
+    data, problems = dataset_or_problem(data, data_dir)
+    if data is None:
+        problems.append("No test-set predictions were stored; they are computed on first use.")
+    images = data.test_images if data is not None else random_check_images()
     predictor = Predictor(model)
     plain = predictor.predict(images)  # (N, 10) float32, the reference every export is checked against
 
@@ -288,7 +290,7 @@ def probabilities_on_test_set(model_dir: str | os.PathLike, data: FashionMNIST |
     return probabilities
 
 
-def _dataset_or_problem(data: FashionMNIST | None, data_dir) -> tuple[FashionMNIST | None, list[str]]:
+def dataset_or_problem(data: FashionMNIST | None, data_dir) -> tuple[FashionMNIST | None, list[str]]:
     """The dataset, or `None` and the sentence that says it was missing."""
     from fashion_core.data import load_fashion_mnist
 
@@ -298,11 +300,11 @@ def _dataset_or_problem(data: FashionMNIST | None, data_dir) -> tuple[FashionMNI
         return load_fashion_mnist(data_dir, download=False), []
     except DatasetError as error:
         return None, [
-            f"Fashion-MNIST is missing ({error}), so the export was checked on {NUM_CHECK_IMAGES_WITHOUT_DATASET} "
-            "random images and no test-set predictions were stored; they are computed on first use."
+            f"Fashion-MNIST is missing ({error}), so the export is checked on {NUM_CHECK_IMAGES_WITHOUT_DATASET} "
+            "random images instead of the test set."
         ]
 
 
-def _random_check_images() -> np.ndarray:
+def random_check_images() -> np.ndarray:
     """Reproducible uint8 `(256, 28, 28)` images to check an export on when the test set is missing."""
     return np.random.default_rng(0).integers(0, 256, size=(NUM_CHECK_IMAGES_WITHOUT_DATASET, 28, 28), dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""Command line: `python -m fashion_core train|evaluate|export|prepare|calibrate ...`.
+"""Command line: `python -m fashion_core train|evaluate|export|prepare|calibrate|photos ...`.
 
 Only the commands that need TensorFlow import it, and only when they run.
 """
@@ -99,7 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_parser.add_argument("--no-photos", action="store_true", help="fit the temperature only")
     calibrate_parser.add_argument("--target-accuracy", type=float, default=0.9, help="default: 0.9")
     calibrate_parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST .gz files")
+    _add_photos_parser(commands)
     return parser
+
+
+def _add_photos_parser(commands) -> None:
+    """`photos import|export|counts|evaluate`: the labelled-photo store (see `fashion_core.photostore`)."""
+    photos_parser = commands.add_parser("photos", help="import, export, count or evaluate on the labelled-photo store")
+    photos_parser.add_argument(
+        "--db", help="SQLite file or SQLAlchemy URL (default: $FASHION_STUDIO_PHOTO_DB, else data/photos.sqlite3)"
+    )
+    actions = photos_parser.add_subparsers(dest="photos_command", required=True)
+    import_parser = actions.add_parser("import", help="import a folder with MANIFEST.tsv, or a zip: all rows or none")
+    import_parser.add_argument("path", help="a folder with MANIFEST.tsv (or photos.csv), or a .zip")
+    import_parser.add_argument(
+        "--digest-split", action="store_true", help="split by each photo's bytes, ignoring the manifest's split column"
+    )
+    export_parser = actions.add_parser("export", help="write the store as a zip that imports back")
+    export_parser.add_argument("out", help="the .zip file to write")
+    export_parser.add_argument("--split", choices=["train", "val"], help="only this split")
+    actions.add_parser("counts", help="photos per class and split, and each split's fingerprint")
+    evaluate_parser = actions.add_parser("evaluate", help="a model's accuracy on stored photos, as the app predicts")
+    evaluate_parser.add_argument("path", help="a model folder (model.keras + metadata.json)")
+    evaluate_parser.add_argument("--split", choices=["train", "val"], default="val", help="default: val")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -207,6 +229,53 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app_predictor(model_dir: str):
+    """The predictor the app answers with for a model folder: its checked LiteRT file, else TensorFlow."""
+    from fashion_core.metadata import ModelMetadata
+    from fashion_core.serving import LiteRTPredictor, ServingError
+
+    try:
+        return LiteRTPredictor.from_model_dir(model_dir)
+    except ServingError:
+        from fashion_core.inference import Predictor
+        from fashion_core.registry import load_model
+
+        return Predictor(load_model(model_dir), flip_average=ModelMetadata.read(model_dir).trained_with_flips)
+
+
+def run_photos(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fashion_core.data import CLASS_NAMES
+    from fashion_core.photostore import PhotoStore, evaluate_on_photos
+
+    store = PhotoStore(args.db)
+    if args.photos_command == "import":
+        path, keep_split = Path(args.path), not args.digest_split
+        importing = store.import_zip if path.suffix.lower() == ".zip" else store.import_folder
+        result = importing(path, keep_split=keep_split)
+        print(f"Imported {result.added} photos into {store.url}; {result.duplicates} already there were skipped.")
+    elif args.photos_command == "export":
+        print(f"Wrote {store.export_zip(args.out, split=args.split)} photos from {store.url} to {args.out}")
+    elif args.photos_command == "counts":
+        counts = store.counts()
+        print(f"{store.url}: {counts.total} photos")
+        print(f"  {'class':<12} {'train':>6} {'val':>6}")
+        for name, train, val in zip(CLASS_NAMES, counts.train, counts.val):
+            print(f"  {name:<12} {train:>6} {val:>6}")
+        print(f"  fingerprints: train {store.fingerprint('train')}, val {store.fingerprint('val')}")
+    else:
+        report = evaluate_on_photos(_app_predictor(args.path), store, args.split)
+        heading = f"Evaluated {args.path} on the {len(report.labels)} {args.split} photos of {store.url}"
+        print(heading + f" (fingerprint {store.fingerprint(args.split)})")
+        print(f"accuracy {report.accuracy:.4f}")
+        for index, name in enumerate(CLASS_NAMES):
+            if report.confusion_matrix[index].sum():
+                photos = report.confusion_matrix[index].sum()
+                print(f"  {name:<12} {report.per_class_accuracy[index]:.4f} ({photos} photos)")
+    return 0
+
+
 def print_summary(report, heading: str) -> None:
     from fashion_core.data import CLASS_NAMES
 
@@ -217,17 +286,19 @@ def print_summary(report, heading: str) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from fashion_core.artifacts import check_passes
-    from fashion_core.data import load_fashion_mnist
+    from fashion_core.artifacts import check_passes, dataset_or_problem, random_check_images
     from fashion_core.export import export_model, validate_format, verify_export
     from fashion_core.inference import Predictor
     from fashion_core.registry import load_model
 
     validate_format(args.export_format)  # a missing converter is said before the model loads
     model = load_model(args.path)
-    data = load_fashion_mnist(args.data_dir, download=False)
+    data, problems = dataset_or_problem(None, args.data_dir)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    images = data.test_images if data is not None else random_check_images()
     path = export_model(model, args.export_format, args.out, overwrite=args.overwrite)
-    check = verify_export(path, args.export_format, data.test_images, Predictor(model).predict(data.test_images))
+    check = verify_export(path, args.export_format, images, Predictor(model).predict(images))
     print(f"Exported {args.path} to {path} ({args.export_format})")
     print(describe_check(check))
     return 0 if check_passes(check) else 1
@@ -264,6 +335,7 @@ COMMANDS = {
     "export": run_export,
     "prepare": run_prepare,
     "calibrate": run_calibrate,
+    "photos": run_photos,
 }
 
 

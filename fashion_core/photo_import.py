@@ -98,7 +98,8 @@ class PhotoImportError(PhotoStoreError):
         listed = "\n".join(f"- {problem}" for problem in problems[:MAX_LISTED_PROBLEMS])
         more = f"\n- ... and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
         super().__init__(
-            f"Nothing was imported: {len(problems)} of the {num_rows} rows of {manifest} have problems. "
+            f"Nothing was imported: {len(problems)} of the {num_rows} rows of {manifest} "
+            f"{'has a problem' if len(problems) == 1 else 'have problems'}. "
             f"Fix or remove those rows and import again.\n{listed}{more}\nReceived: {len(problems)} bad rows"
         )
 
@@ -358,7 +359,9 @@ def import_folder(
     """
     path = Path(folder).expanduser()
     if not path.is_dir():
-        raise PhotoStoreError(f"There is no folder at this path on the server. Received: folder={folder}")
+        raise PhotoStoreError(
+            f"There is no folder at this path on the machine that runs the app. Received: folder={folder}"
+        )
     manifest = _folder_manifest(path)
     text = _decoded(manifest.read_bytes(), manifest.name)
     return _import(store, _FolderFiles(path), text, manifest.name, keep_split, progress)

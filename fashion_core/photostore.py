@@ -536,8 +536,20 @@ class PhotoStore:
 
     # --- adding ------------------------------------------------------------------------------------
 
-    def add(self, photo: bytes, label: int, **details: Any) -> PhotoRecord:
-        """Stores one photo with its true class; see `new_record` for `details`.
+    def add(
+        self,
+        photo: bytes,
+        label: int,
+        *,
+        source: Source | str = Source.UPLOAD,
+        image: np.ndarray | None = None,
+        probabilities: Sequence[float] | np.ndarray | None = None,
+        model_name: str = "",
+        origin: str = "",
+        split: Split | str | None = None,
+        created_at: datetime | None = None,
+    ) -> PhotoRecord:
+        """Stores one photo with its true class (the arguments are `new_record`'s).
 
         Returns:
             The stored record, with its `id`.
@@ -545,9 +557,19 @@ class PhotoStore:
         Raises:
             ImageError: for a file that is not a readable photo (the upload messages).
             DuplicatePhotoError: when the same bytes are already stored (nothing changes).
-            PhotoStoreError: for bad details, or a database that fails.
+            PhotoStoreError: for a bad class, image, probabilities, source or split, or a database that fails.
         """
-        record = new_record(photo, label, **details)
+        record = new_record(
+            photo,
+            label,
+            source=source,
+            image=image,
+            probabilities=probabilities,
+            model_name=model_name,
+            origin=origin,
+            split=split,
+            created_at=created_at,
+        )
         with self._database_errors("write to"):
             stored_id = self._write(lambda connection: self._insert_new(connection, record))
         return _with_id(record, stored_id)

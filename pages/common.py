@@ -34,6 +34,7 @@ from fashion_core.serving import LiteRTPredictor, ServingError
 if TYPE_CHECKING:
     from fashion_core.inference import Predictor
 
+SERVING_ENV = "FASHION_STUDIO_SERVING"
 PREDICT_PAGE = "pages/predict.py"
 MODEL_NAME_KEY = "model_name"  # the model chosen in the sidebar, shared by every page
 GRADCAM_REQUEST_KEY = "gradcam_request"  # an image another page wants to open in the Grad-CAM viewer
@@ -168,12 +169,23 @@ def _cached_keras_model(name: str, path: str, modified_ns: int):
     return registry().load(name)
 
 
+def serving_runtime() -> str:
+    """`"litert"` (the default) or `"tensorflow"`, from `$FASHION_STUDIO_SERVING`: which runtime answers.
+
+    TensorFlow serving is there to compare the two (the benchmarks do) and for a model folder
+    without a LiteRT file; LiteRT answers the same to 1e-5 with a tenth of the memory.
+    """
+    return "tensorflow" if os.environ.get(SERVING_ENV, "").strip().lower() == "tensorflow" else "litert"
+
+
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def _cached_model(name: str, path: str, modified_ns: int) -> LoadedModel:
     entry = registry().entry(name)
     try:
+        if serving_runtime() == "tensorflow":
+            raise ServingError(f"${SERVING_ENV} asks for TensorFlow serving.")
         predictor = LiteRTPredictor.from_model_dir(entry.path)
-    except ServingError:  # no checked LiteRT file yet: serve the Keras model through TensorFlow
+    except ServingError:  # no checked LiteRT file (or TensorFlow asked for): serve the Keras model
         from fashion_core.inference import Predictor
 
         keras_model = _cached_keras_model(name, path, modified_ns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,8 @@ SPLIT_KEY = "photos_split"
 PAGE_KEY = "photos_page"
 DELETE_KEY = "photos_delete_pending"  # the id of the photo whose deletion awaits confirmation
 MESSAGE_KEY = "photos_message"  # (kind, text) left by a callback or an import for the next run to show
+
+FOLDER_IMPORT_ENV = "FASHION_STUDIO_FOLDER_IMPORT"  # 1: the page may import a folder on the server
 
 
 def counts_table(counts: PhotoCounts) -> pd.DataFrame:
@@ -218,6 +221,15 @@ def import_message(result: ImportResult) -> tuple[str, str]:
     return kind, f"Imported {photos_text(result.added)}.{skipped}"
 
 
+def import_problems_text(error: PhotoImportError, shown: int = 50) -> str:
+    """The rows an import refused, as a Markdown list under what happened."""
+    count = len(error.problems)
+    lines = "\n".join(f"- {escape_markdown(problem)}" for problem in error.problems[:shown])
+    more = f"\n- ... and {count - shown} more" if count > shown else ""
+    rows = "1 row has a problem" if count == 1 else f"{count} rows have problems"
+    return f"**Nothing was imported**: {rows}. Fix them and import again.\n\n{lines}{more}"
+
+
 def run_import(importing) -> None:
     """Runs an import with a progress bar and leaves its outcome for the next run to show."""
     bar = st.progress(0.0, text="Reading the photos...")
@@ -228,13 +240,15 @@ def run_import(importing) -> None:
     try:
         st.session_state[MESSAGE_KEY] = import_message(importing(progress=progress))
     except PhotoImportError as error:
-        lines = "\n".join(f"- {escape_markdown(problem)}" for problem in error.problems[:50])
-        more = f"\n- ... and {len(error.problems) - 50} more" if len(error.problems) > 50 else ""
-        st.session_state[MESSAGE_KEY] = ("error", f"**Nothing was imported**: {len(error.problems)} rows have "
-                                         f"problems. Fix them and import again.\n\n{lines}{more}")  # fmt: skip
+        st.session_state[MESSAGE_KEY] = ("error", import_problems_text(error))
     except PhotoStoreError as error:
         st.session_state[MESSAGE_KEY] = ("error", escape_markdown(error))
     st.rerun()
+
+
+def folder_import_allowed() -> bool:
+    """Whether the page may read a folder on the server: only where `$FASHION_STUDIO_FOLDER_IMPORT` is 1."""
+    return os.environ.get(FOLDER_IMPORT_ENV, "").strip() == "1"
 
 
 def import_section(store: PhotoStore) -> None:
@@ -252,11 +266,18 @@ def import_section(store: PhotoStore) -> None:
         help="Otherwise each photo's split comes from its bytes, as for photos saved on the Predict page.",
     )
     from_folder, from_zip = st.columns(2)
-    folder = from_folder.text_input(
-        "Folder on the server", key="photos_import_folder", placeholder="../shared/realphotos-cc0"
-    )
-    if from_folder.button("Import folder", key="photos_import_folder_button", disabled=not folder.strip()):
-        run_import(functools.partial(store.import_folder, folder.strip(), keep_split=keep_split))
+    if folder_import_allowed():
+        folder = from_folder.text_input(
+            "Folder on the server", key="photos_import_folder", placeholder="../shared/realphotos-cc0"
+        )
+        if from_folder.button("Import folder", key="photos_import_folder_button", disabled=not folder.strip()):
+            run_import(functools.partial(store.import_folder, folder.strip(), keep_split=keep_split))
+    else:
+        from_folder.caption(
+            f"Importing a folder on the server is off, so that visitors cannot read the server's files. "
+            f"`make run` turns it on (`{FOLDER_IMPORT_ENV}=1`); the command line always can: "
+            "`python -m fashion_core photos import FOLDER`."
+        )
     archive = from_zip.file_uploader(
         "Zip of photos and a manifest", type=["zip"], key="photos_import_zip", max_upload_size=ZIP_UPLOAD_LIMIT_MB
     )
@@ -297,7 +318,13 @@ def photos_page() -> None:
     store = photo_store()
     if store is None:
         return
-    st.caption(f"Stored in {code_span(store.url)}.")
+    where = f"Stored in {code_span(store.url)}."
+    if store.url.startswith("sqlite"):
+        where += (
+            " A file on this server: a deployment that restarts on a fresh disk (Community Cloud) loses it. To keep "
+            "the photos, set `url` under `[connections.photos]` in `.streamlit/secrets.toml` to a PostgreSQL database."
+        )
+    st.caption(where)
     show_message()
     try:
         counts = store.counts()

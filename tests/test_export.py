@@ -34,6 +34,7 @@ from fashion_core.metadata import ModelMetadata
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.registry import ModelRegistry, save_model_dir
 from fashion_core.serving import LiteRTPredictor
+from tests.support import open_app
 
 
 @pytest.fixture(scope="module")
@@ -179,11 +180,9 @@ def test_each_download_of_a_model_folder_runs_in_its_runtime(
     np.testing.assert_allclose(export_probabilities(path, export_format, images), expected, atol=1e-5)
 
 
-def test_the_models_page_offers_one_download_per_export_format(monkeypatch):
+def test_the_models_page_offers_one_download_per_export_format():
     """Test that the Models page shows a deferred download for each export format of the selected model."""
-    from tests.training_page_support import navigation_app
-
-    app = navigation_app(monkeypatch, "pages/models.py")
+    app = open_app("pages/models.py")
     assert not app.exception
     labels = [button.label for button in app.get("download_button")]
     assert labels == [
@@ -194,3 +193,12 @@ def test_the_models_page_offers_one_download_per_export_format(monkeypatch):
     ]
     assert all(button.proto.deferred_file_id for button in app.get("download_button"))
     assert not any(button.proto.disabled for button in app.get("download_button"))
+
+
+def test_export_cli_without_the_dataset_checks_on_random_images(tiny_model_dir, tmp_path, capsys, no_dataset):
+    out = tmp_path / "exported.tflite"
+    assert cli_main(["export", str(tiny_model_dir), "--format", "litert", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "export is checked on 256 random images instead of the test set" in captured.err
+    assert "top-1 agreement with Keras 100.00% on 256 images" in captured.out
+    assert out.read_bytes()[4:8] == b"TFL3"

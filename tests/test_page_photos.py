@@ -80,7 +80,7 @@ def test_an_empty_store_says_how_to_fill_it():
     infos = [info.value for info in app.info]
     assert "No photos here yet. Save photos from the Predict page, or import some below." in infos
     assert "There are no val photos yet: a fifth of the photos saved or imported land there." in infos
-    assert app.caption[0].value == f"Stored in `{PhotoStore().url}`."
+    assert app.caption[0].value.startswith(f"Stored in `{PhotoStore().url}`. A file on this server")
 
 
 def test_the_store_is_shown_by_class_and_split_with_the_current_models_answers(seeded_store, app_predictor):
@@ -145,8 +145,18 @@ def test_the_current_model_is_evaluated_on_the_val_photos(seeded_store, app_pred
     assert per_class["Photos"].sum() == 2
 
 
-def test_a_folder_is_imported_and_a_bad_one_reported_by_line(tmp_path):
+def test_folder_import_is_off_unless_the_server_allows_it(monkeypatch):
+    """Test that a public server (no FASHION_STUDIO_FOLDER_IMPORT) offers no box to read its folders."""
+    monkeypatch.delenv("FASHION_STUDIO_FOLDER_IMPORT", raising=False)
+    app = open_app("pages/photos.py")
+    assert not app.exception
+    assert not [box for box in app.text_input if box.key == "photos_import_folder"]
+    assert any("Importing a folder on the server is off" in caption.value for caption in app.caption)
+
+
+def test_a_folder_is_imported_and_a_bad_one_reported_by_line(tmp_path, monkeypatch):
     """Test that a server folder imports all its photos, and a manifest with a bad row imports nothing."""
+    monkeypatch.setenv("FASHION_STUDIO_FOLDER_IMPORT", "1")
     rows = dev_rows(per_class=1)[:3]
     folder = photo_folder(tmp_path / "good", rows, ["train", "val", "train"])
     app = open_app("pages/photos.py")
@@ -167,7 +177,7 @@ def test_a_folder_is_imported_and_a_bad_one_reported_by_line(tmp_path):
     app.text_input(key="photos_import_folder").input(str(bad)).run()
     app.button(key="photos_import_folder_button").click().run()
     assert not app.exception
-    assert app.error[0].value.startswith("**Nothing was imported**: 1 rows have problems.")
+    assert app.error[0].value.startswith("**Nothing was imported**: 1 row has a problem.")
     assert escape_markdown("line 3 (missing.jpg): the file is not there") in app.error[0].value
     assert PhotoStore().counts().total == 3
 

@@ -498,7 +498,7 @@ def test_a_folder_without_a_manifest_or_columns_is_refused(tmp_path, store):
     (tmp_path / "empty").mkdir()
     with pytest.raises(PhotoStoreError, match="The folder has no manifest"):
         store.import_folder(tmp_path / "empty")
-    with pytest.raises(PhotoStoreError, match="There is no folder at this path"):
+    with pytest.raises(PhotoStoreError, match="There is no folder at this path on the machine that runs the app"):
         store.import_folder(tmp_path / "nowhere")
     write_manifest(tmp_path / "columns", [["a.png"]], header=("file_name",))
     with pytest.raises(PhotoStoreError, match=r"Received: columns=\['file_name'\]"):
@@ -611,3 +611,31 @@ def test_the_store_times_are_utc_on_every_backend(store):
     record = store.add(make_photo(80), 0, created_at=datetime(2026, 1, 2, 5, 4, 5, tzinfo=paris))
     stored = store.get(record.id).created_at
     assert stored == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC) and stored.utcoffset() == timedelta(0)
+
+
+def test_the_command_line_imports_counts_evaluates_and_exports(tmp_path, capsys):
+    """Test that `python -m fashion_core photos ...` does what the store does, and says what went wrong."""
+    from fashion_core.cli import main
+
+    rows = dev_rows(count_per_class=1)
+    folder = photo_folder(tmp_path / "photos", rows, ["val", "train", "val", "train", "train"][: len(rows)])
+    database = str(tmp_path / "cli.sqlite3")
+    assert main(["photos", "--db", database, "import", str(folder)]) == 0
+    assert f"Imported {len(rows)} photos into sqlite:///{database}; 0 already there" in capsys.readouterr().out
+
+    store = PhotoStore(database)
+    assert main(["photos", "--db", database, "counts"]) == 0
+    counts = capsys.readouterr().out
+    assert f"  {'Dress':<12} {store.counts().train[3]:>6} {store.counts().val[3]:>6}" in counts
+    assert f"fingerprints: train {store.fingerprint('train')}, val {store.fingerprint('val')}" in counts
+
+    assert main(["photos", "--db", database, "evaluate", str(SHIPPED_MODEL_DIR)]) == 0
+    report = evaluate_on_photos(LiteRTPredictor.from_model_dir(SHIPPED_MODEL_DIR), store)
+    assert f"accuracy {report.accuracy:.4f}" in capsys.readouterr().out
+
+    assert main(["photos", "--db", database, "export", str(tmp_path / "out.zip"), "--split", "val"]) == 0
+    assert capsys.readouterr().out.startswith(f"Wrote {sum(store.counts().val)} photos")
+    assert PhotoStore(tmp_path / "copy.sqlite3").import_zip(tmp_path / "out.zip").added == sum(store.counts().val)
+
+    assert main(["photos", "--db", database, "import", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("error: There is no folder at this path")
