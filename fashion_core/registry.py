@@ -103,7 +103,11 @@ def load_model(path: str | os.PathLike):
 
     Raises:
         RegistryError: when the file is missing, not a Keras archive, or does not fit the contract.
+        KerasBackendError: when Keras is set to another backend than TensorFlow.
     """
+    from fashion_core.models import require_tensorflow_backend  # its import refuses another backend before Keras
+
+    require_tensorflow_backend()
     import keras
 
     path = Path(path)

@@ -37,8 +37,13 @@ class _Runner:
     """One interpreter with its input and output tensors, resized only when the batch size changes."""
 
     def __init__(self, model_content: bytes, num_threads: int, source: str):
-        from ai_edge_litert.interpreter import Interpreter
-
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as error:  # no wheel for this platform (Linux aarch64): the app serves with TensorFlow
+            raise ServingError(
+                "The LiteRT interpreter (`ai-edge-litert`) is not installed on this machine, so the model is "
+                f"served with TensorFlow. Received: {error}"
+            ) from error
         try:
             self.interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
             self.interpreter.allocate_tensors()

@@ -4,6 +4,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from fashion_core.explain import gradcam, saliency
 from fashion_core.inference import Predictor
@@ -24,6 +25,7 @@ def explain_and_predict(predictor, model, images, thread_index):
     return outputs
 
 
+@pytest.mark.slow
 def test_eight_threads_get_the_single_threaded_results_while_a_job_trains(shipped_model, fashion_data):
     images = fashion_data.test_images[:16]
     predictor = Predictor(shipped_model)

@@ -182,6 +182,7 @@ def test_each_download_of_a_model_folder_runs_in_its_runtime(
 
 def test_the_models_page_offers_one_download_per_export_format():
     """Test that the Models page shows a deferred download for each export format of the selected model."""
+
     app = open_app("pages/models.py")
     assert not app.exception
     labels = [button.label for button in app.get("download_button")]

@@ -25,6 +25,7 @@ PAGES_THAT_NEED_A_MODEL = {
     "pages/gradcam.py",
     "pages/evaluation.py",
     "pages/dataset.py",
+    "pages/photos.py",
 }
 
 
@@ -62,7 +63,7 @@ def test_without_the_dataset_pages_that_need_it_say_how_to_get_it(page, no_datas
         assert app.button(key="train_start").disabled and values(app.info) == [NO_JOB_YET]
     elif page == "pages/models.py":
         assert "default" in app.dataframe[0].value["Name"].tolist()
-    else:  # evaluation and dataset show nothing but the message
+    elif page in ("pages/evaluation.py", "pages/dataset.py"):  # nothing to show but the message
         assert not app.dataframe and not app.get("plotly_chart")
 
 

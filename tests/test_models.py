@@ -120,6 +120,14 @@ def test_a_keras_set_to_another_backend_is_refused_with_one_clear_message(tmp_pa
     assert last_line.endswith("Received: backend='jax'")
     assert "No module named 'jax'" not in imported.stderr  # refused before Keras tried to load JAX
 
+    loading = run_python(
+        ["-c", "from fashion_core.registry import load_model; load_model('model_artifacts/default')"],
+        {"KERAS_BACKEND": "jax"},
+        tmp_path,
+    )
+    assert loading.returncode != 0 and "No module named" not in loading.stderr
+    assert loading.stderr.strip().splitlines()[-1].endswith("Received: backend='jax'")
+
     cli = run_python(["-m", "fashion_core", "evaluate", "model_artifacts/default"], {"KERAS_BACKEND": "jax"}, tmp_path)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     assert cli.stderr.startswith("error: Fashion-MNIST Studio needs Keras on the TensorFlow backend")

@@ -1,6 +1,7 @@
 """AppTest of the Dataset page: filters, paging, orders, deep links, the selected image and missing data."""
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from fashion_core import browse
@@ -108,6 +109,7 @@ def test_the_grad_cam_button_hands_the_image_to_the_grad_cam_page():
     assert app.toast[0].value.endswith("image 7.")
 
 
+@pytest.mark.slow  # predicts the 10000 test images itself, to check the page against
 def test_misclassified_order_lists_only_the_models_mistakes_most_confident_first(fashion_data, shipped_predictor):
     app = open_dataset_page()
     app.selectbox(key="order").set_value("misclassified")

@@ -92,6 +92,7 @@ def test_the_augmented_schedule_ends_before_the_clean_one_starts_at_a_tenth():
     assert float(clean(20)) == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_clean_epochs_follow_on_without_augmentation_layers(fashion_data):
     recorder = ProgressRecorder(epochs=1, steps_per_epoch=1, batch_size=1)
     config = TrainingConfig(
@@ -127,6 +128,7 @@ def layer_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
     return {layer.name: layer.get_weights() for layer in model.layers if layer.weights and "random" not in layer.name}
 
 
+@pytest.mark.slow
 def test_a_mixed_run_ends_halfway_between_its_best_augmented_and_best_clean_weights(fashion_data):
     """Test that clean_mix=0.5 keeps the midpoint of the two fits' ends and records that model's validation accuracy."""
 
@@ -156,6 +158,7 @@ def test_a_mixed_run_ends_halfway_between_its_best_augmented_and_best_clean_weig
     assert recorded == pytest.approx(evaluate_model(result.model, val_images, val_labels).accuracy, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_stop_during_the_augmented_epochs_skips_the_clean_ones(fashion_data):
     stop_event = threading.Event()
 
@@ -170,6 +173,7 @@ def test_a_stop_during_the_augmented_epochs_skips_the_clean_ones(fashion_data):
     assert [layer.name for layer in result.model.layers if layer.name.startswith("random_")]  # never rebuilt
 
 
+@pytest.mark.slow
 def test_train_on_a_small_subset_returns_an_evaluated_model(fashion_data):
     result = train(TrainingConfig(**TINY), data=fashion_data)
     assert result.epochs_run == 1
@@ -184,6 +188,7 @@ def test_train_on_a_small_subset_returns_an_evaluated_model(fashion_data):
     assert "validation_accuracy_flip_average" not in metadata  # trained without flips: the app does not average
 
 
+@pytest.mark.slow
 def test_a_stop_request_ends_the_run_after_the_current_batch(fashion_data):
     stop_event = threading.Event()
 

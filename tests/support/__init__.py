@@ -8,9 +8,9 @@
 from tests.support.apptest import (
     REPO_ROOT,
     TIMEOUT,
+    as_shown,
     caption_starting,
     image_urls,
-    messages,
     metrics,
     open_app,
     plotly_spec,
@@ -22,9 +22,9 @@ from tests.support.plotly import plotly_array
 __all__ = [
     "REPO_ROOT",
     "TIMEOUT",
+    "as_shown",
     "caption_starting",
     "image_urls",
-    "messages",
     "metrics",
     "open_app",
     "plotly_array",

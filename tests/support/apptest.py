@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,14 +73,13 @@ def metrics(app: AppTest) -> dict[str, str]:
     return {metric.label: metric.value for metric in app.metric}
 
 
-def messages(app: AppTest) -> str:
-    """Every error, warning and info box of the page and its sidebar, joined by spaces."""
-    boxes = [*app.error, *app.warning, *app.info, *app.sidebar.error, *app.sidebar.warning, *app.sidebar.info]
-    return " ".join(box.value for box in boxes)
-
-
 def caption_starting(app: AppTest, prefix: str) -> str:
     """The one caption that starts with `prefix`."""
     captions = [caption.value for caption in app.caption if caption.value.startswith(prefix)]
     assert len(captions) == 1, f"expected one caption starting {prefix!r}, found {captions}"
     return captions[0]
+
+
+def as_shown(markdown: str) -> str:
+    """Markdown as a reader sees its characters: backslash escapes removed (bold and other markup kept)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
