@@ -28,6 +28,7 @@ MEASUREMENTS = {
     "accuracy": ("benchmarks.accuracy", "measure_accuracy", {}),
     "latency": ("benchmarks.latency", "measure_latency", {}),
     "real_photos": ("benchmarks.realphotos", "measure_realphoto_accuracy", {}),
+    "real_photos_cc0_val": ("benchmarks.realphotos", "measure_cc0_val_accuracy", {}),
     "robustness": ("benchmarks.robustness", "measure_robustness", {}),
     # The default architecture and batch size of the Train page, then a tiny model whose 2 ms steps
     # show the job's fixed per-batch cost at its largest.
@@ -144,6 +145,13 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
             goal=0.70,
             value_format="{:.1%}",
         )
+    cc0 = results.get("real_photos_cc0_val", {})
+    if "accuracy" in cc0:
+        how = ", flip-averaged as in the app" if cc0["flip_average_in_app"] else ""
+        rows.append((f"realphotos-cc0 val ({cc0['num_photos']} home photos, never trained on){how}",
+                     f"{cc0['accuracy']:.1%}", "", ""))  # fmt: skip
+        per_class = ", ".join(f"{name} {value:.0%}" for name, value in cc0["per_class"].items())
+        rows.append(("realphotos-cc0 val per class", per_class, "", ""))
     robustness = results.get("robustness", {})
     if "augmented_validation_accuracy_flip_average" in robustness:
         rows.append(("Shipped model, validation images through the training augmentation (flip-averaged)",

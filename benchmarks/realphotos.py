@@ -6,6 +6,10 @@ conversions, and prints overall and per-class accuracy. It also makes catalog sh
 white, 224x224 with a white margin, as product photos are) from test-set images and checks that the
 pipeline turns them back into what the model recognises. The dev photos are for checking only:
 nothing is trained on them, and no rule in the pipeline is made for any one of them.
+
+`measure_cc0_val_accuracy` scores a model on the `val` split of `../shared/realphotos-cc0` (369 home
+photos of five classes, never trained on; the shipped model may have trained on its `train` split),
+per class and overall, as the app predicts (flip-averaged for a model trained with flips).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
+CC0_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-cc0"
 DEFAULT_MODEL_DIR = REPO_ROOT / "model_artifacts" / "default"
 NUM_CATALOG_SHOTS = 500
 # Product photos have a white margin around the garment (the paper trimmed it off); the dataset's
@@ -128,6 +133,53 @@ def measure_realphoto_accuracy(
     }
 
 
+def measure_cc0_val_accuracy(
+    model_dir: str | Path = DEFAULT_MODEL_DIR, photos_dir: str | Path = CC0_PHOTOS_DIR
+) -> dict:
+    """The model's accuracy on realphotos-cc0's `val` photos, per class and overall, as the app predicts.
+
+    Args:
+        model_dir: a model folder. Defaults to the shipped `model_artifacts/default`.
+        photos_dir: a photo folder with a `split` column. Defaults to `../shared/realphotos-cc0`.
+
+    Returns:
+        A JSON-ready dict: `model` (path, and the fingerprint of the photos it was trained on, if
+        any), `num_photos`, `flip_average_in_app`, `accuracy`, `per_class`, `counts` and
+        `predicted_counts` (how often each class was answered); or `{"error": ...}` without the photos.
+    """
+    from fashion_core.data import CLASS_NAMES
+    from fashion_core.inference import Predictor
+    from fashion_core.metadata import ModelMetadata
+    from fashion_core.photo_data import load_photo_folder
+    from fashion_core.registry import load_model
+
+    photos_dir, model_dir = Path(photos_dir), Path(model_dir)
+    if not (photos_dir / "MANIFEST.tsv").is_file():
+        return {"error": f"No realphotos-cc0: {photos_dir / 'MANIFEST.tsv'} is missing."}
+    photos = load_photo_folder(photos_dir, "val")
+    metadata = ModelMetadata.read(model_dir)
+    predictor = Predictor(load_model(model_dir), flip_average=metadata.trained_with_flips)
+    predictions = predictor.predict(photos.images).argmax(1)
+    fingerprint = metadata.photos.fingerprint if metadata.photos else None
+    return {
+        "model": {"path": str(model_dir), "photos_fingerprint": fingerprint},
+        "num_photos": len(photos),
+        "flip_average_in_app": metadata.trained_with_flips,
+        **accuracy_report(predictions, photos.labels),
+        "predicted_counts": {CLASS_NAMES[c]: int((predictions == c).sum()) for c in np.unique(predictions)},
+    }
+
+
+def print_cc0_table(results: dict) -> None:
+    if "error" in results:
+        print(results["error"])
+        return
+    how = "flip-averaged, as the app predicts" if results["flip_average_in_app"] else "as the app predicts"
+    print(f"realphotos-cc0 val, {results['num_photos']} photos ({how}): {results['accuracy']:.1%}")
+    for class_name, count in results["counts"].items():
+        print(f"  {class_name:<12}{count:>5} {results['per_class'][class_name]:>8.1%}")
+
+
 def print_table(results: dict) -> None:
     if "error" in results:
         print(results["error"])
@@ -156,8 +208,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR), help="a model folder (default: the shipped one)")
     parser.add_argument("--photos-dir", default=str(REAL_PHOTOS_DIR), help="a folder with MANIFEST.tsv")
+    parser.add_argument("--cc0-dir", default=str(CC0_PHOTOS_DIR), help="realphotos-cc0 (its val split is scored)")
     arguments = parser.parse_args()
     print_table(measure_realphoto_accuracy(arguments.model_dir, arguments.photos_dir))
+    print_cc0_table(measure_cc0_val_accuracy(arguments.model_dir, arguments.cc0_dir))
 
 
 if __name__ == "__main__":

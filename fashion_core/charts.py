@@ -183,11 +183,13 @@ def embedding_scatter(
 
 
 VALIDATION_COLOR = "#f59e0b"
+PHOTO_VALIDATION_COLOR = "#0d9488"
 METRIC_TITLES = {
     "loss": "Loss",
     "accuracy": "Accuracy",
     "val_loss": "Validation loss",
     "val_accuracy": "Validation accuracy",
+    "photo_val_accuracy": "Photo validation accuracy",
 }
 
 
@@ -225,6 +227,9 @@ def training_curves_chart(
     augmentation_ends_at: int | None = None,
 ) -> go.Figure:
     """A run's training curve per batch (raw and smoothed) and its validation curve per epoch.
+
+    For accuracy, a run that scored labelled real photos after each epoch (`photo_val_accuracy` in
+    its epoch logs) gets that curve too, dashed, beside the Fashion-MNIST validation curve.
 
     The x axis is in epochs, so batch `k` of epoch `e` sits at `e - 1 + k / steps_per_epoch` and
     an epoch's validation value at `e`. A run longer than `max_points` batches is drawn as means of
@@ -270,6 +275,18 @@ def training_curves_chart(
             ),
         ]
     )
+    photo_logs = [log for log in progress.epoch_logs if "photo_val_accuracy" in log]
+    if metric == "accuracy" and photo_logs:  # a run with labelled photos scores their `val` split too
+        figure.add_trace(
+            go.Scatter(
+                x=[min(log["epoch"], x[-1] if len(x) else log["epoch"]) for log in photo_logs],
+                y=[log["photo_val_accuracy"] for log in photo_logs],
+                name="real photos (val), per epoch",
+                mode="lines+markers",
+                line={"color": PHOTO_VALIDATION_COLOR, "width": 2, "dash": "dash"},
+                marker={"size": 8, "symbol": "diamond"},
+            )
+        )
     figure.update_layout(
         title=METRIC_TITLES.get(metric, metric),
         xaxis_title="epoch",

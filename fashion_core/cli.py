@@ -182,6 +182,13 @@ def run_train(args: argparse.Namespace) -> int:
             f"validation accuracy {metadata['validation_accuracy']:.4f} (epoch {result.best_epoch})"
             + ("" if flip_averaged is None else f", with flip averaging {flip_averaged:.4f}")
         )
+    if "photo_val_accuracy" in metadata:
+        photos = result.photos
+        print(
+            f"real photos: val accuracy {metadata['photo_val_accuracy']:.4f} as the app predicts "
+            f"({sum(photos.val_counts.values())} val, {sum(photos.train_counts.values())} train photos, "
+            f"fingerprint {photos.fingerprint})"
+        )
     return 0
 
 

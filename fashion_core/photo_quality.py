@@ -180,3 +180,158 @@ def prediction_warnings(probabilities: np.ndarray, image: np.ndarray, whole_phot
     if reason is not None:
         warnings.append(f"The image looks unlike the dataset's ({reason}), so the answer may be wrong.")
     return warnings
+
+
+# ---------------------------------------------------------------------------------------------------
+# A garment worn by a person
+
+# YCrCb ranges of skin of every tone under indoor and daylight (Chai and Ngan 1999, widened a little).
+SKIN_MIN_LUMA, SKIN_CR_RANGE, SKIN_CB_RANGE = 50, (135, 175), (80, 130)
+HEAD_AREA_RANGE = (0.003, 0.12)  # of the photo: a head is a small part of a catalog shot
+HEAD_ASPECT_RANGE = (0.7, 2.2)  # height / width of its bounding box: a face, with neck or hair
+HEAD_MIN_FILL = 0.4  # of its bounding box; an ellipse fills 0.79, a thin or ragged region much less
+HEAD_WIDTH_RANGE = (0.15, 0.6)  # of the clothing's width: shoulders are two to six heads wide
+HEAD_MIN_IN_MASK = 0.6  # share of the head inside the garment mask: a head stands out from the background
+MIN_CLOTHING_SHARE = 0.03  # of the photo: the part of the garment mask that is not skin
+COLOUR_CHANGE = 25.0  # Lab distance between a row and the garment's top: another garment starts (trousers)
+
+
+@dataclass(frozen=True)
+class PersonWearing:
+    """What `find_person_wearing` saw: a head above the clothing, and a box for the garment alone.
+
+    Boxes are `(x0, y0, x1, y1)` in the pixels of the photo passed in (right and bottom exclusive).
+
+    Attributes:
+        head_box: the skin-coloured, head-shaped region above the clothing.
+        suggested_box: from under the head to where the clothing's colour changes (the trousers of
+            someone wearing a top) or ends, across the clothing's width: a box to start from.
+        arms: whether skin was also found beside the clothing (bare arms or hands).
+    """
+
+    head_box: tuple[int, int, int, int]
+    suggested_box: tuple[int, int, int, int]
+    arms: bool
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """bool `(H, W)`: pixels in the YCrCb range of skin, small specks removed."""
+    import cv2
+
+    ycrcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    luma, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
+    skin = (luma >= SKIN_MIN_LUMA) & (cr >= SKIN_CR_RANGE[0]) & (cr <= SKIN_CR_RANGE[1])
+    skin &= (cb >= SKIN_CB_RANGE[0]) & (cb <= SKIN_CB_RANGE[1])
+    return cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _head_above(
+    skin: np.ndarray, mask: np.ndarray, clothing_box: tuple[int, int, int, int]
+) -> tuple[int, int, int, int] | None:
+    """The largest head-shaped skin region of the garment mask, centred over the clothing, ending near its top.
+
+    A head is part of what the segmentation takes for the garment (it differs from the background);
+    a skin-coloured floor or table is background, and at the photo's side edge.
+    """
+    import cv2
+
+    left, top, right, bottom = clothing_box
+    clothing_width = right - left
+    count, components, stats, centroids = cv2.connectedComponentsWithStats(skin.astype(np.uint8), connectivity=8)
+    image_width = skin.shape[1]
+    best = None
+    for index in range(1, count):
+        x, y, width, height, area = stats[index]
+        centre_x, centre_y = centroids[index]
+        fits = HEAD_AREA_RANGE[0] <= area / skin.size <= HEAD_AREA_RANGE[1]
+        fits &= HEAD_ASPECT_RANGE[0] <= height / width <= HEAD_ASPECT_RANGE[1]
+        fits &= area / (width * height) >= HEAD_MIN_FILL
+        fits &= HEAD_WIDTH_RANGE[0] * clothing_width <= width <= HEAD_WIDTH_RANGE[1] * clothing_width
+        fits &= abs(centre_x - (left + right) / 2) <= 0.2 * clothing_width and centre_y < top + 0.1 * (bottom - top)
+        fits &= y + height <= top + 0.3 * (bottom - top)  # a chin at most a little inside the clothing's box
+        fits &= x > 0 and x + width < image_width  # not cut by a side of the photo
+        fits &= mask[components == index].mean() >= HEAD_MIN_IN_MASK
+        if fits and (best is None or area > best[4]):
+            best = (x, y, width, height, area)
+    return None if best is None else (best[0], best[1], best[0] + best[2], best[1] + best[3])
+
+
+def _garment_bottom(lab: np.ndarray, clothing: np.ndarray, first_row: int, last_row: int) -> int:
+    """The row where the clothing's colour changes for good below `first_row` (or `last_row`)."""
+    rows = [row for row in range(first_row, last_row) if clothing[row].sum() >= 3]
+    if len(rows) < 10:
+        return last_row
+    means = np.array([lab[row][clothing[row]].mean(axis=0) for row in rows])  # (R, 3) Lab
+    reference = means[: max(3, len(rows) // 5)].mean(axis=0)
+    changed = np.linalg.norm(means - reference, axis=1) > COLOUR_CHANGE
+    run = 5  # rows in a row: a belt or a shadow is not another garment
+    for start in range(len(rows) // 3, len(rows) - run):
+        if changed[start : start + run].all():
+            return rows[start]
+    return last_row
+
+
+def find_person_wearing(rgb: np.ndarray) -> PersonWearing | None:
+    """Finds a person wearing the garment: a skin-coloured head above the clothing, maybe bare arms beside it.
+
+    The garment mask of a photo of someone wearing a shirt holds the person too (head, arms,
+    trousers), and the model then sees a coat-like shape. The mask's pixels that are not skin are
+    the clothing; a compact skin region, about as tall as wide, centred over the clothing and
+    ending near its top is a head.
+
+    Args:
+        rgb: uint8 `(H, W, 3)` RGB photo (`PhotoConversion.original`).
+
+    Returns:
+        A `PersonWearing` (boxes in `rgb`'s pixels), or `None` when no head sits above the clothing.
+    """
+    import cv2
+
+    from fashion_core.preprocess import SEGMENTATION_SIDE, garment_mask
+
+    height, width = rgb.shape[:2]
+    scale = min(SEGMENTATION_SIDE / max(height, width), 1.0)
+    small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    mask, whole_photo = garment_mask(small)
+    skin = skin_mask(small)
+    clothing = mask & ~cv2.dilate(skin.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if whole_photo or clothing.mean() < MIN_CLOTHING_SHARE:
+        return None
+    rows, columns = np.flatnonzero(clothing.any(axis=1)), np.flatnonzero(clothing.any(axis=0))
+    clothing_box = (int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1)
+    head = _head_above(skin, mask, clothing_box)
+    if head is None:
+        return None
+    top = max(head[3], clothing_box[1])
+    below_head = clothing.copy()
+    below_head[:top] = False
+    rows, columns = np.flatnonzero(below_head.any(axis=1)), np.flatnonzero(below_head.any(axis=0))
+    if not len(rows):
+        return None
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+    bottom = _garment_bottom(lab, below_head, top, int(rows[-1]) + 1)
+    below_head[bottom:] = False
+    columns = np.flatnonzero(below_head.any(axis=0))
+    garment_box = (int(columns[0]), top, int(columns[-1]) + 1, bottom)
+    beside = skin.copy()
+    beside[:top] = False
+    beside[bottom:] = False
+    arms = beside.mean() >= 0.002
+    to_photo = 1 / scale
+    return PersonWearing(
+        head_box=tuple(min(round(v * to_photo), limit) for v, limit in zip(head, (width, height) * 2, strict=True)),
+        suggested_box=tuple(
+            min(round(v * to_photo), limit) for v, limit in zip(garment_box, (width, height) * 2, strict=True)
+        ),
+        arms=bool(arms),
+    )
+
+
+def looks_like_person_wearing(photo) -> bool:
+    """Whether the photo looks like a person wearing the garment (see `find_person_wearing`).
+
+    Args:
+        photo: a `fashion_core.preprocess.PhotoConversion`, or uint8 `(H, W, 3)` RGB.
+    """
+    rgb = getattr(photo, "original", photo)
+    return find_person_wearing(np.asarray(rgb)) is not None

@@ -24,13 +24,15 @@ from fashion_core import explain
 from fashion_core.charts import probability_bar_chart
 from fashion_core.data import CLASS_NAMES
 from fashion_core.metadata import SelectiveAnswer
-from fashion_core.photo_quality import prediction_warnings
+from fashion_core.photo_quality import PersonWearing, find_person_wearing, prediction_warnings
 from fashion_core.photostore import DuplicatePhotoError, PhotoStoreError, Source
 from fashion_core.preprocess import (
     PHOTO_TIPS,
     ImageError,
     PhotoConversion,
+    box_drawing,
     drawing_to_fashion_mnist,
+    drawn_box,
     photo_steps,
 )
 from pages.common import (
@@ -50,6 +52,7 @@ THUMBNAIL_SIZE = 64
 CANVAS_SIZE = 280
 DRAWING_TOOLS = {"Brush": "freedraw", "Filled polygon": "polygon", "Line": "line"}
 INPUT_TAB_KEY = "predict_input_tab"  # the open tab's label
+BOX_COLOUR, BOX_FILL = "#7c3aed", "rgba(124, 58, 237, 0.15)"
 # {tab: digest of the input it showed last}: only a new input replaces the one handed to the Grad-CAM page.
 SEEN_DIGESTS_KEY = "predict_seen_digests"
 # {photo digest: (kind, text)}: what saving each photo to the photo store gave, shown while the photo is.
@@ -85,6 +88,18 @@ class Classified:
 def converted_photo(data: bytes) -> PhotoConversion:
     """`photo_steps` cached per file content (errors are not cached, and are cheap to find again)."""
     return photo_steps(data)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def converted_photo_in_box(data: bytes, box: tuple[int, int, int, int]) -> PhotoConversion:
+    """`photo_steps` with a garment box, cached per file content and box."""
+    return photo_steps(data, box)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def person_in_photo(digest: str, _photo: np.ndarray) -> PersonWearing | None:
+    """`find_person_wearing` on a converted photo, cached per file content."""
+    return find_person_wearing(_photo)
 
 
 def digest_of(data: bytes) -> str:
@@ -154,6 +169,55 @@ def remember_input(result: Classified, source: str) -> None:
         "crop_box": None if conversion is None else conversion.crop_box,
         "content_box": None if conversion is None else conversion.content_box,
     }
+
+
+# ---------------------------------------------------------------------------------------------------
+# The garment box
+
+
+def with_garment_box(result: Classified, loaded: LoadedModel, key: str) -> Classified:
+    """Offers the garment box over the photo; returns the result again with the box when one is drawn.
+
+    When the photo looks like a person wearing the garment, says so, and the canvas starts with a box
+    around the garment alone.
+    """
+    conversion = result.conversion
+    person = person_in_photo(result.digest, conversion.original)
+    if person is not None:
+        st.info(
+            "This looks like a person wearing the garment: their head"
+            + (", arms" if person.arms else "")
+            + " and legs can be taken for part of it. Turn on **Adjust the garment box**: it starts from a box "
+            "around the garment alone.",
+            icon=":material/person:",
+        )
+    help_text = "Draw a rectangle around the garment; everything outside it counts as background."
+    if not st.toggle("Adjust the garment box", key=f"{key}_box_toggle", help=help_text):
+        return result
+    st.caption("Draw a rectangle around the garment alone (leave out a head, arms or legs). The newest one counts.")
+    height, width = conversion.original.shape[:2]
+    canvas = st_canvas(
+        fill_color=BOX_FILL,
+        stroke_width=2,
+        stroke_color=BOX_COLOUR,
+        background_image=Image.fromarray(conversion.original),
+        height=height,
+        width=width,
+        drawing_mode="rect",
+        initial_drawing=None if person is None else box_drawing(person.suggested_box, BOX_COLOUR, BOX_FILL),
+        key=f"{key}_box_canvas_{result.digest[:12]}",
+    )
+    box = drawn_box(canvas.json_data) or (None if person is None else person.suggested_box)
+    if box is None:
+        return result
+    try:
+        boxed = converted_photo_in_box(result.photo, box)
+    except ImageError as error:
+        st.error(str(error), icon=":material/crop:")
+        return result
+    probabilities = loaded.predictor.predict_one(boxed.image)
+    digest = digest_of(result.photo + repr(box).encode())  # a new input for the Grad-CAM page
+    return Classified(result.name, boxed.image, probabilities, boxed, digest, photo=result.photo)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -370,7 +434,7 @@ def upload_details(results: list[Classified], loaded: LoadedModel) -> None:
         names = [result.name for result in results]
         index = st.selectbox("Details of", range(len(names)), format_func=names.__getitem__, key="predict_detail_file")
         chosen = results[index]
-    show_result(chosen, loaded, key="upload")
+    show_result(with_garment_box(chosen, loaded, key="upload"), loaded, key="upload")
 
 
 def camera_widget():
@@ -390,7 +454,7 @@ def camera_tab(loaded: LoadedModel) -> None:
     digest = digest_of(data)
     probabilities = input_probabilities(digest, model_cache_key(loaded), loaded.predictor, conversion.image)
     result = Classified("camera photo", conversion.image, probabilities, conversion, digest, photo=data)
-    show_result(result, loaded, key="camera")
+    show_result(with_garment_box(result, loaded, key="camera"), loaded, key="camera")
 
 
 def draw_tab(loaded: LoadedModel) -> None:

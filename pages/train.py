@@ -33,6 +33,7 @@ from pages.common import (
     app_page,
     dataset_or_message,
     loaded_or_waiting,
+    readable_model_names,
     registry,
     test_accuracy_metric,
     use_for_predictions,
@@ -183,6 +184,61 @@ def data_widgets() -> None:
     st.number_input("Seed", 0, int(FIELD_BOUNDS["seed"].high), step=1, key=field_key("seed"))
 
 
+def photo_widgets() -> None:
+    st.markdown("**Real photos and fine-tuning**")
+    photos_column, start_column = st.columns(2)
+    with photos_column:
+        st.text_input(
+            "Real photos",
+            key=field_key("photos"),
+            placeholder="store, or a photo folder with MANIFEST.tsv",
+            help="`store` trains on the photo store's `train` photos; a folder needs a MANIFEST.tsv like "
+            "realphotos-cc0's. The `val` photos are scored after every epoch (the dashed curve); the best epoch is "
+            "still chosen on the Fashion-MNIST validation images.",
+        )
+        no_photos = not st.session_state[field_key("photos")].strip()
+        st.slider(
+            "Share of each batch from photos",
+            0.0,
+            FIELD_BOUNDS["photo_share"].high,
+            step=0.05,
+            key=field_key("photo_share"),
+            disabled=no_photos,
+            help="The rest of each batch are Fashion-MNIST images. The photos are drawn over and over; a modest share "
+            "(0.1-0.2) keeps the model good on the dataset.",
+        )
+        st.slider(
+            "Photo augmentation",
+            0.0,
+            1.0,
+            step=0.1,
+            key=field_key("photo_augment"),
+            disabled=no_photos,
+            help="Mirroring, zoom, shifts and brightness on the photos, so a few hundred are not learnt by heart.",
+        )
+    with start_column:
+        names = ["", *readable_model_names()]
+        current = st.session_state[field_key("init_model")]
+        st.selectbox(
+            "Start from",
+            names if current in names else [*names, current],
+            key=field_key("init_model"),
+            format_func=lambda name: name or "new weights (train from scratch)",
+            help="Fine-tune a model instead of training from scratch: its architecture is used, with a small "
+            "learning rate and a few epochs.",
+        )
+        st.slider(
+            "Mix with the starting weights",
+            0.0,
+            1.0,
+            step=0.1,
+            key=field_key("init_mix"),
+            disabled=not st.session_state[field_key("init_model")],
+            help="Where the final weights lie between the starting model (0) and the fine-tuned one (1). Halfway keeps "
+            "most of what each knows (robust fine-tuning).",
+        )
+
+
 def hyperparameter_widgets() -> dict:
     """Draws the preset box and one widget per `TrainingConfig` field; returns the values by field name."""
     st.selectbox(
@@ -196,6 +252,7 @@ def hyperparameter_widgets() -> dict:
     for column, widgets in zip(st.columns(3), (model_widgets, optimisation_widgets, data_widgets)):
         with column:
             widgets()
+    photo_widgets()
     values = {name: st.session_state[field_key(name)] for name in form_values(TrainingConfig())}
     st.session_state[FORM_VALUES_KEY] = {"preset": st.session_state[PRESET_KEY], **values}
     return values

@@ -100,6 +100,16 @@ def test_every_config_field_is_a_flag():
             "5000",
             "--seed",
             "7",
+            "--photos",
+            "photos",
+            "--photo-share",
+            "0.2",
+            "--photo-augment",
+            "0.7",
+            "--init-model",
+            "default",
+            "--init-mix",
+            "0.6",
         ]
     )
     config = config_from_args(args)
@@ -121,6 +131,11 @@ def test_every_config_field_is_a_flag():
         "validation_fraction": 0.2,
         "subset_size": 5000,
         "seed": 7,
+        "photos": "photos",
+        "photo_share": 0.2,
+        "photo_augment": 0.7,
+        "init_model": "default",
+        "init_mix": 0.6,
     }
 
 

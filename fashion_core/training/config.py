@@ -37,6 +37,9 @@ FIELD_BOUNDS = {
     "validation_fraction": Bounds(0.02, 0.5),
     "subset_size": Bounds(100, MAX_TRAIN_IMAGES),
     "seed": Bounds(0, 2**31 - 1),
+    "photo_share": Bounds(0.0, 0.5),
+    "photo_augment": Bounds(0.0, 1.0),
+    "init_mix": Bounds(0.0, 1.0),
 }
 CHOICES = {"architecture": tuple(ARCHITECTURES), "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
 
@@ -76,6 +79,25 @@ class TrainingConfig:
         subset_size: number of training images to use, before the validation split, stratified.
             Defaults to 60000 (all).
         seed: seeds the split, the shuffling, the weights and the augmentation. Defaults to 0.
+        photos: labelled real photos to train on and to watch: a folder with a `MANIFEST.tsv` (like
+            `../shared/realphotos-cc0`), `"store"` for the app's photo store, or a photo store's
+            SQLAlchemy URL (see `fashion_core.photo_data.load_photos`). Their `train` photos go
+            into the batches (see `photo_share`), their `val` photos are scored after every epoch
+            (`photo_val_accuracy` in the history). The best epoch is still chosen on the
+            Fashion-MNIST validation split. Defaults to `""` (no photos).
+        photo_share: 0..0.5, the share of each batch drawn from the `train` photos (sampled with
+            replacement, so a small set is seen many times); the rest are Fashion-MNIST images, and
+            an epoch is one pass over those. 0 with `photos` set only watches the `val` photos.
+            Defaults to 0.
+        photo_augment: 0..1, how strongly the photos are varied on top of the model's own
+            augmentation: mirroring, shifts, zoom and brightness, so that a few hundred photos are
+            not learnt by heart. Defaults to 0.5.
+        init_model: start from this model's weights instead of random ones (fine-tuning): a model
+            folder, a `.keras` file or the name of a model in the registry (`"default"` is the
+            shipped one). Its architecture replaces `architecture`. Defaults to `""` (from scratch).
+        init_mix: 0..1, where between the `init_model`'s weights (0) and the fine-tuned ones (1)
+            the final weights lie; below 1 keeps more of what the starting model knew (robust
+            fine-tuning, Wortsman et al. 2022). Ignored without `init_model`. Defaults to 1.
     """
 
     architecture: str = "cnn"
@@ -95,6 +117,11 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     subset_size: int = MAX_TRAIN_IMAGES
     seed: int = 0
+    photos: str = ""
+    photo_share: float = 0.0
+    photo_augment: float = 0.5
+    init_model: str = ""
+    init_mix: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +140,15 @@ class TrainingConfig:
         for name in ("epochs", "clean_epochs", "batch_size", "patience", "subset_size", "seed"):
             if not isinstance(getattr(self, name), int):
                 raise ValueError(f"{name} must be a whole number. Received: {name}={getattr(self, name)!r}")
+        for name in ("photos", "init_model"):
+            if not isinstance(getattr(self, name), str):
+                received = getattr(self, name)
+                raise ValueError(f"{name} must be a text (a path, URL or name). Received: {name}={received!r}")
+        if self.photo_share > 0 and not self.photos:
+            raise ValueError(
+                "photo_share mixes photos into the batches, so it needs photos: set photos to a photo folder or "
+                f"a photo store URL, or set photo_share to 0. Received: photo_share={self.photo_share}, photos=''"
+            )
         if not isinstance(self.augment, bool):
             raise ValueError(f"augment must be True or False. Received: augment={self.augment!r}")
         if self.augments and self.clean_epochs >= self.epochs:
