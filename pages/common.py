@@ -205,12 +205,16 @@ def load_model(name: str) -> LoadedModel:
     return _cached_model(name, str(entry.path), _modified_ns(entry))
 
 
-def readable_model_names() -> list[str]:
-    """Names of the models that can be picked: the shipped default first."""
+def readable_model_names(warn: bool = True) -> list[str]:
+    """Names of the models that can be picked: the shipped default first.
+
+    An unreadable user folder is said once per run (by the sidebar's picker); other lists pass `warn=False`.
+    """
     try:
         return [entry.name for entry in registry().list_models() if entry.readable]
     except RegistryError as error:
-        st.warning(str(error))
+        if warn:
+            st.warning(str(error))
         return [DEFAULT_MODEL_NAME] if registry().default_entry().readable else []
 
 

@@ -217,7 +217,7 @@ def photo_widgets() -> None:
             help="Mirroring, zoom, shifts and brightness on the photos, so a few hundred are not learnt by heart.",
         )
     with start_column:
-        names = ["", *readable_model_names()]
+        names = ["", *readable_model_names(warn=False)]
         current = st.session_state[field_key("init_model")]
         st.selectbox(
             "Start from",

@@ -286,6 +286,7 @@ def test_a_confirmed_camera_photo_is_saved_with_the_models_class_and_a_second_sa
     data = (DEV_PHOTOS / row["relative_path"]).read_bytes()
     predicted = int(app_predictor.predict_one(photo_steps(data).image).argmax())
     app = open_app("pages/predict.py")
+    app.session_state["predict_input_tab"] = "Camera"  # only the open tab runs
     app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     app.radio(key=next(r.key for r in app.radio if r.key.startswith("camera_right_"))).set_value("Yes").run()
     app.button(key="camera_save").click().run()
@@ -294,6 +295,7 @@ def test_a_confirmed_camera_photo_is_saved_with_the_models_class_and_a_second_sa
     assert (record.label, record.source, record.origin) == (predicted, Source.CAMERA, "camera photo")
 
     again = open_app("pages/predict.py")  # another session, the same photo
+    again.session_state["predict_input_tab"] = "Camera"
     again.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     again.radio(key=next(r.key for r in again.radio if r.key.startswith("camera_right_"))).set_value("Yes").run()
     again.button(key="camera_save").click().run()
