@@ -26,7 +26,8 @@ from tests.e2e.photos import dev_photo
 
 pytestmark = pytest.mark.e2e
 
-ANY_CLASS = re.compile("^(" + "|".join(re.escape(name) for name in CLASS_NAMES) + ")$")
+# A class, or "Unsure" for a photo under the model's confidence threshold.
+ANY_CLASS = re.compile("^(" + "|".join(re.escape(name) for name in [*CLASS_NAMES, "Unsure"]) + ")$")
 
 
 def truncated_png() -> bytes:
