@@ -9,7 +9,9 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from fashion_core.data import CLASS_NAMES
+from fashion_core.metadata import ModelMetadata
 from fashion_core.preprocess import ImageError, photo_steps
+from tests.conftest import SHIPPED_MODEL_DIR
 from tests.e2e.helpers import (
     alerts,
     exceptions,
@@ -49,7 +51,8 @@ def expect_prediction(page, chart_key: str) -> str:
     assert sorted(classes) == sorted(CLASS_NAMES)
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
     top_class = classes[int(np.argmax(probabilities))]
-    expect(predicted).to_have_text(top_class)
+    threshold = ModelMetadata.read(SHIPPED_MODEL_DIR).selective.threshold
+    expect(predicted).to_have_text(top_class if max(probabilities) >= threshold else "Unsure")
     expect(metric_value(main, "Confidence")).to_have_text(f"{max(probabilities):.1%}")
     return top_class
 
