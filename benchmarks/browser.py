@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_health
+from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PHOTOS_DIR = REPO_ROOT.parent / "shared" / "realphotos-dev"
@@ -73,31 +73,6 @@ KERAS_EPOCH_LINE = re.compile(r"(\d+)/(\d+) - \d+s - (\d+)ms/step")
 
 # ---------------------------------------------------------------------------------------------------
 # The server and what /proc says about it
-
-
-def server_command(port: int, cpus: str | None) -> list[str]:
-    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]  # fmt: skip
-    return (["taskset", "-c", cpus] if cpus else []) + command
-
-
-@contextlib.contextmanager
-def streamlit_server(models_dir: str, cpus: str | None):
-    """A `streamlit run` on a free local port; yields `(process, url, launched_at)`. `taskset` execs the server."""
-    port = free_port()
-    env = {**os.environ, "FASHION_STUDIO_MODELS_DIR": models_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    launched_at = time.perf_counter()
-    process = subprocess.Popen(server_command(port, cpus), cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        yield process, f"http://127.0.0.1:{port}", launched_at
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def resident_mb(pid: int) -> float:

@@ -43,15 +43,24 @@ def wait_for_health(url: str, timeout: float = 120) -> None:
     raise TimeoutError(f"Streamlit did not answer {url}/_stcore/health within {timeout} s")
 
 
-@contextmanager
-def streamlit_server(port: int, models_dir: str):
-    """`streamlit run streamlit_app.py` on 127.0.0.1; yields the process, stops it afterwards."""
-    env = {**os.environ, "FASHION_STUDIO_MODELS_DIR": models_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def server_command(port: int, cpus: str | None = None) -> list[str]:
+    """`streamlit run` on 127.0.0.1:`port`, pinned to `cpus` with `taskset` (which execs it) when given."""
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+               "--browser.gatherUsageStats", "false"]  # fmt: skip
+    return (["taskset", "-c", cpus] if cpus else []) + command
+
+
+@contextmanager
+def streamlit_server(models_dir: str, cpus: str | None = None):
+    """A `streamlit run` of the app on a free local port; yields `(process, url, launched_at)`, stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "FASHION_STUDIO_MODELS_DIR": models_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    launched_at = time.perf_counter()
+    process = subprocess.Popen(server_command(port, cpus), cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        yield process
+        yield process, f"http://127.0.0.1:{port}", launched_at
     finally:
         process.terminate()
         try:
@@ -71,10 +80,7 @@ def peak_rss_mb(pid: int) -> float:
 def measure_cold_start(browser) -> dict:
     """Seconds from `streamlit run` to a healthy server and to the Home page's model card."""
     page = browser.new_page()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as models_dir, streamlit_server(port, models_dir):
-        started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as models_dir, streamlit_server(models_dir) as (_, url, started):
         wait_for_health(url)
         healthy = time.perf_counter() - started
         page.goto(url)
@@ -87,9 +93,7 @@ def measure_cold_start(browser) -> dict:
 def measure_training_memory(browser, train_seconds: float = 90) -> dict:
     """Peak RSS of the server while the Train page runs the default config for `train_seconds`."""
     page = browser.new_page()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as models_dir, streamlit_server(port, models_dir) as process:
+    with tempfile.TemporaryDirectory() as models_dir, streamlit_server(models_dir) as (process, url, _):
         wait_for_health(url)
         page.goto(f"{url}/train")
         page.get_by_role("button", name="Start training").click(timeout=120_000)
