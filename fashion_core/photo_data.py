@@ -246,21 +246,25 @@ def load_photo_folder(
     return PhotoArrays(np.stack(images).astype(np.uint8), labels, tuple(digests), str(folder))
 
 
-def load_photos(source: str | os.PathLike, split: str | None = None) -> PhotoArrays:
+def load_photos(source: str | os.PathLike, split: str | None = None, app_store=None) -> PhotoArrays:
     """One split of labelled photos from a photo folder or a photo store.
 
     Args:
-        source: a folder with `MANIFEST.tsv`; `"store"` for the app's photo store (the one
-            `$FASHION_STUDIO_PHOTO_DB` names, else the default SQLite file), which keeps a database
-            password out of the model's metadata; or a photo store's SQLAlchemy URL (or SQLite
-            file), read with `fashion_core.photostore.PhotoStore(source).arrays(split)`.
+        source: a folder with `MANIFEST.tsv`; `"store"` for the app's photo store (`app_store`, else
+            the one `$FASHION_STUDIO_PHOTO_DB` names, else the default SQLite file), which keeps a
+            database password out of the model's metadata; or a photo store's SQLAlchemy URL (or
+            SQLite file), read with `fashion_core.photostore.PhotoStore(source).arrays(split)`.
         split: `"train"`, `"val"`, or `None` for every photo. Defaults to `None`.
+        app_store: the `PhotoStore` that `"store"` means, where the app opened its own (from
+            Streamlit's secrets, say). Defaults to none: the variable or the default file.
 
     Raises:
         PhotoDataError: when the source is neither a photo folder nor a readable photo store.
     """
     if Path(source).is_dir():
         return load_photo_folder(source, split)
+    if str(source) == APP_PHOTO_STORE and app_store is not None:
+        return _arrays_from_store(app_store, split)
     if str(source) == APP_PHOTO_STORE:
         source = None
     elif "://" not in str(source) and not Path(source).is_file():  # a typo must not create an empty store
@@ -275,6 +279,10 @@ def load_photos(source: str | os.PathLike, split: str | None = None) -> PhotoArr
             f"{source} is not a folder with {MANIFEST_FILE}, and this version has no photo store to open it as a "
             f"database. Pass a photo folder. Received: photos={source}"
         ) from error
-    store = PhotoStore(source)
+    return _arrays_from_store(PhotoStore(source), split)
+
+
+def _arrays_from_store(store, split: str | None) -> PhotoArrays:
+    """The store's photos of `split`, their source its URL (without a password)."""
     photos = store.arrays(split)
     return photos if photos.source else dataclasses.replace(photos, source=store.url)

@@ -16,6 +16,7 @@ from fashion_core.charts import confusion_matrix_heatmap, per_class_accuracy_cha
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.metadata import ModelMetadata
 from fashion_core.models import ARCHITECTURE_DESCRIPTIONS, ARCHITECTURES
+from fashion_core.photo_data import APP_PHOTO_STORE
 from fashion_core.registry import RegistryError
 from fashion_core.training import PRESETS, TrainingConfig
 from fashion_core.training.config import FIELD_BOUNDS, OPTIMIZERS, SCHEDULES
@@ -33,6 +34,7 @@ from pages.common import (
     app_page,
     dataset_or_message,
     loaded_or_waiting,
+    photo_store,
     readable_model_names,
     registry,
     test_accuracy_metric,
@@ -297,8 +299,12 @@ def start_panel(manager: JobManager, values: dict, data: FashionMNIST | None) ->
         "Start training", key="train_start", type="primary", icon=":material/play_arrow:", disabled=data is None
     )
     if clicked:
+        # "store" is the store the Photos page shows (from secrets.toml where the app has one).
+        app_store = photo_store() if config.photos == APP_PHOTO_STORE else None
+        if config.photos == APP_PHOTO_STORE and app_store is None:
+            return
         try:
-            manager.start(config, data=data)
+            manager.start(config, data=data, app_photo_store=app_store)
         except JobAlreadyRunning as error:
             st.warning(str(error), icon=":material/hourglass_top:")
 

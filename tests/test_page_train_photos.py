@@ -1,8 +1,17 @@
 """AppTest of the Train page's real-photo and fine-tuning options."""
 
-import pytest
+from pathlib import Path
 
-from tests.support import open_app
+import pytest
+import streamlit as st
+from streamlit.runtime.secrets import AttrDict
+
+from fashion_core.photo_data import load_photos
+from fashion_core.photostore import PHOTO_DB_ENV, PhotoStore
+from fashion_core.training import job as job_module
+from pages.common import PhotoStoreConnection
+from tests.support import open_app, rerun_until
+from tests.support.scripted_training import ScriptedTraining
 
 PAGE = "pages/train.py"
 
@@ -31,3 +40,29 @@ def test_photo_options_wait_for_photos_and_fine_tuning_offers_the_models(models_
     app.text_input(key="train_photos").input("").run()
     assert app.error[0].value.startswith("photo_share mixes photos into the batches, so it needs photos")
     assert "train_start" not in [button.key for button in app.button]
+
+
+def test_training_on_the_store_reads_the_store_the_photos_page_shows(models_dir, tmp_path, monkeypatch):
+    """Test that `store` means the store of `[connections.photos]` in secrets, not the variable's default."""
+    dev_photos = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
+    secrets_store = PhotoStore(tmp_path / "from-secrets.sqlite3")
+    for photo in sorted(dev_photos.glob("*/*.jpg"))[:10]:
+        secrets_store.add(photo.read_bytes(), label=0)
+    monkeypatch.setenv(PHOTO_DB_ENV, str(tmp_path / "from-variable.sqlite3"))
+    # What `[connections.photos] url` in secrets.toml gives the connection (AppTest's secrets do not reach it).
+    monkeypatch.setattr(PhotoStoreConnection, "_secrets", property(lambda self: AttrDict({"url": secrets_store.url})))
+    scripted = ScriptedTraining()
+    monkeypatch.setattr(job_module, "train", scripted)
+    st.cache_resource.clear()  # a fresh job manager and connection
+    try:
+        app = open_app(PAGE)
+        app.text_input(key="train_photos").input("store").run()
+        app.button(key="train_start").click().run()
+        assert not app.exception and not app.error
+        rerun_until(app, lambda app: getattr(scripted, "options", None))
+        photos = load_photos("store", "train", app_store=scripted.options["app_photo_store"])
+        assert "from-secrets.sqlite3" in photos.source
+        assert len(photos) == len(secrets_store.arrays("train")) > 0
+    finally:
+        scripted.close()
+        st.cache_resource.clear()

@@ -154,3 +154,17 @@ def test_the_app_store_is_read_by_name_and_records_its_url(tmp_path, monkeypatch
     photos = load_photos("store")
     assert len(photos) == 2 and sorted(photos.labels.tolist()) == sorted(int(row["class_index"]) for row in rows)
     assert "photos.sqlite3" in photos.source
+
+
+def test_the_app_store_passed_in_wins_over_the_variable(tmp_path, monkeypatch, cache_folder):
+    """Test that `"store"` reads the store the app opened (from its secrets) rather than the variable's."""
+    from fashion_core.photostore import PHOTO_DB_ENV, PhotoStore
+
+    monkeypatch.setenv(PHOTO_DB_ENV, str(tmp_path / "from-variable.sqlite3"))
+    app_store = PhotoStore(tmp_path / "from-secrets.sqlite3")
+    row = dev_rows(1)[0]
+    app_store.add((DEV_PHOTOS / row["relative_path"]).read_bytes(), label=int(row["class_index"]))
+    photos = load_photos("store", app_store=app_store)
+    assert photos.labels.tolist() == [int(row["class_index"])]
+    assert "from-secrets.sqlite3" in photos.source
+    assert len(load_photos("store")) == 0

@@ -135,6 +135,7 @@ class TrainingJob:
             `load_fashion_mnist(download=False)`, loaded in the job's thread.
         callbacks: extra Keras callbacks for `train()`. Defaults to none.
         on_finish: called with the job, in its thread, once it has ended in any state. Defaults to none.
+        app_photo_store: the `PhotoStore` that `photos="store"` means (see `train()`). Defaults to none.
 
     Example:
         >>> job = TrainingJob(PRESETS["Quick"], data=data)
@@ -151,8 +152,10 @@ class TrainingJob:
         data: FashionMNIST | None = None,
         callbacks: list[keras.callbacks.Callback] | None = None,
         on_finish: Callable[[TrainingJob], None] | None = None,
+        app_photo_store=None,
     ):
         self.config = config
+        self._app_photo_store = app_photo_store
         self.job_id = uuid.uuid4().hex[:8]
         self._data = data
         self._callbacks = list(callbacks or [])
@@ -292,6 +295,7 @@ class TrainingJob:
                 data=data,
                 stop_event=self._stop_event,
                 recorder=self._recorder,
+                app_photo_store=self._app_photo_store,
             )
         except Exception as error:  # a background thread has no caller to raise to: it reports instead
             logger.exception("Training job %s failed", self.job_id)
@@ -344,8 +348,9 @@ class JobManager:
         config: TrainingConfig,
         data: FashionMNIST | None = None,
         callbacks: list[keras.callbacks.Callback] | None = None,
+        app_photo_store=None,
     ) -> TrainingJob:
-        """Starts a job unless one is running.
+        """Starts a job unless one is running (`TrainingJob` says what the arguments are).
 
         Raises:
             JobAlreadyRunning: when a job is still queued, running or stopping.
@@ -355,7 +360,9 @@ class JobManager:
                 snapshot = self._current.snapshot()
                 if snapshot.is_active:
                     raise JobAlreadyRunning(describe_running_job(snapshot))
-            job = TrainingJob(config, data=data, callbacks=callbacks, on_finish=self._record_throughput)
+            job = TrainingJob(
+                config, data, callbacks, on_finish=self._record_throughput, app_photo_store=app_photo_store
+            )
             job.start()
             self._current = job
             return job

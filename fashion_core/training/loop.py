@@ -245,8 +245,10 @@ class RunData:
         return PhotoSetInfo(fingerprint, train.counts_by_class_name(), val.counts_by_class_name(), train.source)
 
 
-def prepare_data(config: TrainingConfig, data: FashionMNIST, num_replicas: int = 1) -> RunData:
+def prepare_data(config: TrainingConfig, data: FashionMNIST, num_replicas: int = 1, app_photo_store=None) -> RunData:
     """Splits Fashion-MNIST by the seed and loads the configured photos' `train` and `val` splits.
+
+    `app_photo_store` is the `PhotoStore` that `photos="store"` means (see `load_photos`).
 
     Raises:
         PhotoDataError: when `config.photos` cannot be read.
@@ -259,7 +261,8 @@ def prepare_data(config: TrainingConfig, data: FashionMNIST, num_replicas: int =
         val_images, val_labels = align_to_replicas(val_images, val_labels, num_replicas)
     photo_train = photo_val = None
     if config.photos:
-        photo_train, photo_val = load_photos(config.photos, "train"), load_photos(config.photos, "val")
+        photo_train = load_photos(config.photos, "train", app_store=app_photo_store)
+        photo_val = load_photos(config.photos, "val", app_store=app_photo_store)
         if config.photo_share > 0 and not len(photo_train):
             raise ValueError(
                 f"{config.photos} has no `train` photos to mix into the batches; add some or set photo_share to 0. "
@@ -609,6 +612,7 @@ def train(
     recorder: ProgressRecorder | None = None,
     strategy: tf.distribute.Strategy | None = None,
     verbose: int = 0,
+    app_photo_store=None,
 ) -> TrainingResult:
     """Trains a model as configured, keeps its best validation epoch, and evaluates it on the test set.
 
@@ -627,6 +631,8 @@ def train(
         recorder: a `ProgressRecorder` to fill (one is made if not given).
         strategy: a `tf.distribute` strategy to build and train under. Defaults to the default one.
         verbose: Keras' fit verbosity (1 shows a progress bar). Defaults to 0.
+        app_photo_store: the `PhotoStore` that `config.photos="store"` means, where the app opened
+            its own. Defaults to the one `$FASHION_STUDIO_PHOTO_DB` names, else the default file.
 
     Returns:
         A `TrainingResult`; with `init_model`, its config carries the starting model's architecture.
@@ -641,7 +647,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     strategy = strategy or tf.distribute.get_strategy()
     config, init_model = load_init_model(config)
-    run_data = prepare_data(config, data, strategy.num_replicas_in_sync)
+    run_data = prepare_data(config, data, strategy.num_replicas_in_sync, app_photo_store)
     steps_per_epoch = steps_per_epoch_for(config, run_data)
     with strategy.scope():
         model = build_run_model(config, steps_per_epoch, init_model)

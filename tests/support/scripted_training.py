@@ -82,8 +82,9 @@ class ScriptedTraining:
         data: FashionMNIST,
         stop_event: threading.Event,
         recorder: keras.callbacks.Callback,
-        **unused,
+        **options,
     ) -> TrainingResult:
+        self.options = options  # what else `train()` was given (`app_photo_store`, say)
         started = time.perf_counter()
         (_, train_labels), (_, val_labels) = split_training_data(config, data)
         self.steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
