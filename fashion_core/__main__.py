@@ -2,10 +2,6 @@
 
 import sys
 
-try:
-    from fashion_core.cli import main
-except ValueError as error:  # KerasBackendError: a Keras set to another backend is refused as the library loads
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
+from fashion_core.cli import main
 
 sys.exit(main())

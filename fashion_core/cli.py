@@ -340,8 +340,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        # Building the parser loads the training options (and Keras, refused under another backend).
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except ValueError as error:  # DatasetError, RegistryError, ExportError, config errors: a message, not a traceback
         print(f"error: {error}", file=sys.stderr)

@@ -14,14 +14,12 @@ from PIL import Image
 from fashion_core import explain
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.inference import Predictor
-from fashion_core.metadata import ModelMetadata
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.preprocess import photo_steps
 from fashion_core.registry import ModelRegistry
 from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY, load_model
 from tests.bad_images import upload_cases
-from tests.conftest import SHIPPED_MODEL_DIR
-from tests.support import as_shown, image_urls, metrics, open_app
+from tests.support import as_shown, image_urls, metrics, open_app, shown_class
 
 PAGE = "pages/predict.py"
 INPUT_TAB_KEY = "predict_input_tab"
@@ -73,13 +71,9 @@ def expected_answer(predictor: Predictor, data: bytes) -> tuple[str, str]:
     return CLASS_NAMES[int(probabilities.argmax())], f"{probabilities.max():.1%}"
 
 
-def shown_class(predictor: Predictor, data: bytes) -> str:
+def shown_photo_class(predictor: Predictor, data: bytes) -> str:
     """What the page's "Predicted class" shows for a photo: the class, or "Unsure" below the shipped threshold."""
-    probabilities = predictor.predict_one(photo_steps(data).image)
-    selective = ModelMetadata.read(SHIPPED_MODEL_DIR).selective
-    if selective is not None and probabilities.max() < selective.threshold:
-        return "Unsure"
-    return CLASS_NAMES[int(probabilities.argmax())]
+    return shown_class(predictor.predict_one(photo_steps(data).image))
 
 
 def chart_keys(app) -> list[str]:
@@ -133,7 +127,7 @@ def test_a_bad_file_shows_its_message_and_the_good_one_is_still_classified(app, 
         "**notes.png**: This file is text (or a web page), not an image; perhaps it was renamed to look like one. "
         "Upload a PNG, JPEG, WebP, GIF, BMP or TIFF photo. Received: first bytes=b'This is a plain '"
     ]
-    assert metrics(app)["Predicted class"] == shown_class(shipped_predictor, data)
+    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, data)
 
 
 @pytest.mark.parametrize(
@@ -178,10 +172,10 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
     assert list(csv_table.columns[3:13]) == [f"p_{name}" for name in CLASS_NAMES]
     np.testing.assert_allclose(csv_table.iloc[:2, 3:13].sum(axis=1), 1.0, atol=1e-4)
     assert csv_table["error"][2].startswith("The PNG image is truncated or corrupt")
-    assert metrics(app)["Predicted class"] == shown_class(shipped_predictor, photos[0][1])
+    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, photos[0][1])
     app.selectbox(key="predict_detail_file").set_value(1).run()
     assert metrics(app) == {
-        "Predicted class": shown_class(shipped_predictor, photos[1][1]),
+        "Predicted class": shown_photo_class(shipped_predictor, photos[1][1]),
         "Confidence": expected[1][1],
     }
     assert app.session_state[LAST_INPUT_KEY]["name"] == photos[1][0]

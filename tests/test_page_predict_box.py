@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 from test_garment_box import person_photo, png
 
-from fashion_core.data import CLASS_NAMES
 from fashion_core.photo_quality import find_person_wearing
 from fashion_core.preprocess import box_drawing, drawn_box, photo_steps
 from pages.common import LAST_INPUT_KEY
-from tests.support import metrics, open_app
+from tests.support import metrics, open_app, shown_class
 
 PAGE = "pages/predict.py"
 PERSON_HINT = "This looks like a person wearing the garment"
@@ -21,7 +20,7 @@ def app():
 
 def answer(predictor, image: np.ndarray) -> dict[str, str]:
     probabilities = predictor.predict_one(image)
-    return {"Predicted class": CLASS_NAMES[int(probabilities.argmax())], "Confidence": f"{probabilities.max():.1%}"}
+    return {"Predicted class": shown_class(probabilities), "Confidence": f"{probabilities.max():.1%}"}
 
 
 def test_a_person_wearing_a_shirt_is_pointed_out_and_the_box_starts_around_the_shirt(app, shipped_predictor):

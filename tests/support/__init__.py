@@ -16,6 +16,7 @@ from tests.support.apptest import (
     plotly_spec,
     plotly_specs,
     rerun_until,
+    shown_class,
 )
 from tests.support.plotly import plotly_array
 
@@ -31,4 +32,5 @@ __all__ = [
     "plotly_spec",
     "plotly_specs",
     "rerun_until",
+    "shown_class",
 ]

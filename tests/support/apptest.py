@@ -83,3 +83,15 @@ def caption_starting(app: AppTest, prefix: str) -> str:
 def as_shown(markdown: str) -> str:
     """Markdown as a reader sees its characters: backslash escapes removed (bold and other markup kept)."""
     return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def shown_class(probabilities, model_dir: Path = REPO_ROOT / "model_artifacts" / "default") -> str:
+    """What the Predict page's "Predicted class" shows for these probabilities: the top class, or
+    "Unsure" below the model's selective-answer threshold (`metadata.json`'s `selective`)."""
+    from fashion_core.data import CLASS_NAMES
+    from fashion_core.metadata import ModelMetadata
+
+    selective = ModelMetadata.read(model_dir).selective
+    if selective is not None and probabilities.max() < selective.threshold:
+        return "Unsure"
+    return CLASS_NAMES[int(probabilities.argmax())]
