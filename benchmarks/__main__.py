@@ -119,12 +119,18 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     if "predict_one_app" in latency:
         app, keras_predict = latency["predict_one_app"], latency["predict_one_model_predict"]
         flips = " (flip-averaged)" if latency.get("flip_average") else ""
-        rows.append((f"One image, app's Predictor{flips}, p50 / p95", f"{app['p50_ms']:.2f} / {app['p95_ms']:.2f} ms",
+        runtime = "LiteRT" if latency.get("app_runtime") == "litert" else "TensorFlow"
+        rows.append((f"One image, app's {runtime} predictor{flips}, p50 / p95",
+                     f"{app['p50_ms']:.2f} / {app['p95_ms']:.2f} ms",
                      "p50 < 2 ms", _goal(app["p50_ms"] < 2)))  # fmt: skip
         if latency.get("flip_average"):
             plain = latency["predict_one_app_without_flip_average"]
-            rows.append(("One image, app's Predictor without flip averaging, p50 / p95",
+            rows.append((f"One image, app's {runtime} predictor without flip averaging, p50 / p95",
                          f"{plain['p50_ms']:.2f} / {plain['p95_ms']:.2f} ms", "", ""))  # fmt: skip
+        if "predict_one_tensorflow" in latency:
+            tensorflow = latency["predict_one_tensorflow"]
+            rows.append((f"One image, TensorFlow's `Predictor`{flips} (Grad-CAM viewer), p50 / p95",
+                         f"{tensorflow['p50_ms']:.2f} / {tensorflow['p95_ms']:.2f} ms", "", ""))  # fmt: skip
         rows.append(("One image, `model.predict`, p50 / p95",
                      f"{keras_predict['p50_ms']:.1f} / {keras_predict['p95_ms']:.1f} ms",
                      f"ratio {latency['predict_speedup_vs_model_predict']}x", ""))  # fmt: skip

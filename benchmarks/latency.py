@@ -1,5 +1,8 @@
 """Latency of what a user waits for: one prediction, one photo end to end, one Grad-CAM map.
 
+The app's predictor is the one the Predict page answers with: LiteRT on the model's checked
+`model.tflite` (`LiteRTPredictor.from_model_dir`). TensorFlow's `Predictor` (what the Grad-CAM
+viewer and evaluation of a model without stored predictions use) and `model.predict` are timed beside it.
 Each figure is the median (p50) and 95th percentile (p95) over repeated calls after a warm-up, on
 the shipped model, in one process. Run: `python -m benchmarks.latency`.
 """
@@ -20,6 +23,7 @@ from fashion_core.data import load_fashion_mnist
 from fashion_core.inference import Predictor
 from fashion_core.metadata import ModelMetadata
 from fashion_core.registry import SHIPPED_MODELS_DIR, load_model
+from fashion_core.serving import LiteRTPredictor
 
 REAL_PHOTOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "realphotos-dev"
 
@@ -56,17 +60,20 @@ def photo_jpeg_1000px() -> bytes:
 
 
 def measure_latency(model_dir: Path = SHIPPED_MODELS_DIR / "default", repeats: int = 200) -> dict:
-    """Single-image prediction (app vs `model.predict`), photo to probabilities, and Grad-CAM latency."""
+    """Single-image prediction (the app's LiteRT predictor, TensorFlow's, `model.predict`), photo to
+    probabilities, and Grad-CAM latency."""
     from fashion_core.explain import gradcam
     from fashion_core.preprocess import photo_to_fashion_mnist
 
     model = load_model(model_dir)
     flip_average = ModelMetadata.read(model_dir).trained_with_flips
-    predictor = Predictor(model, flip_average=flip_average)  # as the app makes it for this model
+    predictor = LiteRTPredictor.from_model_dir(model_dir)  # as the app serves this model
+    tensorflow_predictor = Predictor(model, flip_average=flip_average)
     image = load_fashion_mnist(download=False).test_images[0]
     batch = image[None, ..., None].astype("float32")
     app_prediction = time_calls(lambda: predictor.predict_one(image), repeats)
-    plain_predictor = Predictor(model)
+    tensorflow_prediction = time_calls(lambda: tensorflow_predictor.predict_one(image), repeats)
+    plain_predictor = LiteRTPredictor(Path(model_dir) / "model.tflite")
     plain_prediction = time_calls(lambda: plain_predictor.predict_one(image), repeats) if flip_average else None
     keras_prediction = time_calls(lambda: model.predict(batch, verbose=0), max(repeats // 4, 20))
     photo = photo_jpeg_1000px()
@@ -76,8 +83,10 @@ def measure_latency(model_dir: Path = SHIPPED_MODELS_DIR / "default", repeats: i
         "flip_average": flip_average,
         "predict_one_app": app_prediction,
         "predict_one_app_without_flip_average": plain_prediction or app_prediction,
+        "predict_one_tensorflow": tensorflow_prediction,
         "predict_one_model_predict": keras_prediction,
         "predict_speedup_vs_model_predict": round(keras_prediction["p50_ms"] / app_prediction["p50_ms"], 1),
+        "app_runtime": "litert",
         "photo_1000px_jpeg_to_probabilities": photo_to_probabilities,
         "gradcam": gradcam_latency,
     }

@@ -26,6 +26,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
+from fashion_core import calibration
 from fashion_core.artifacts import file_sha256, stored_test_evaluation, write_test_probabilities
 from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
@@ -378,6 +379,30 @@ def photo_evaluation(loaded: LoadedModel, store: PhotoStore) -> EvaluationReport
     report = _cached_photo_evaluation(loaded.name, str(loaded.entry.path), key[1], store.url, fingerprint, store)
     _photo_accuracies()[key] = report.accuracy
     return report
+
+
+@st.cache_data(show_spinner="Converting the labelled reference photos...")
+def _reference_photos() -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        return calibration.labelled_photos(calibration.REAL_PHOTOS_DIR, "val")
+    except calibration.CalibrationError:
+        return None
+
+
+@st.cache_resource(show_spinner="Scoring the reference photos...", max_entries=4)
+def _cached_reference_evaluation(name: str, path: str, modified_ns: int) -> EvaluationReport | None:
+    photos = _reference_photos()
+    if photos is None:
+        return None
+    images, labels = photos
+    return EvaluationReport(
+        labels=labels, probabilities=_cached_model(name, path, modified_ns).predictor.predict(images)
+    )
+
+
+def reference_photo_evaluation(loaded: LoadedModel) -> EvaluationReport | None:
+    """The model on the `val` photos of `../shared/realphotos-cc0` (once per model file), or `None` without them."""
+    return _cached_reference_evaluation(loaded.name, str(loaded.entry.path), _modified_ns(loaded.entry))
 
 
 def known_photo_accuracy(entry: ModelEntry, store: PhotoStore, fingerprint: str) -> float | None:

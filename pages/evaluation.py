@@ -11,7 +11,6 @@ from fashion_core.charts import confusion_matrix_heatmap, coverage_chart, reliab
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.evaluation import EvaluationReport
 from fashion_core.explain import ExplainError
-from fashion_core.models import conv_layer_names
 from fashion_core.photostore import PhotoStoreError
 from pages.common import (
     GRADCAM_REQUEST_KEY,
@@ -24,12 +23,13 @@ from pages.common import (
     loaded_or_waiting,
     photo_evaluation,
     photo_store,
+    reference_photo_evaluation,
     test_evaluation,
 )
 
 NORMALIZE_KEY = "evaluation_normalize"
 PAIR_KEY = "evaluation_pair"
-GALLERY_GRADCAM_KEY = "evaluation_gradcam"
+GALLERY_MAPS_KEY = "evaluation_maps"
 GALLERY_SIZE_KEY = "evaluation_gallery_size"
 GALLERY_COLUMNS = 6
 THUMBNAIL_SIZE = 112
@@ -149,15 +149,6 @@ def draw_photo_figures(loaded: LoadedModel, test_report: EvaluationReport) -> No
 # Confidence: calibration and "unsure"
 
 
-@st.cache_data(show_spinner="Converting the labelled reference photos...")
-def reference_photos() -> tuple[np.ndarray, np.ndarray] | None:
-    """The `val` photos of `../shared/realphotos-cc0` as 28x28 images and labels, or `None` when absent."""
-    try:
-        return calibration.labelled_photos(calibration.REAL_PHOTOS_DIR, "val")
-    except calibration.CalibrationError:
-        return None
-
-
 def labelled_photo_report(loaded: LoadedModel) -> tuple[EvaluationReport | None, str]:
     """The model on labelled real photos: the photo store's val photos, else the reference photos' val split."""
     store = photo_store()
@@ -167,12 +158,10 @@ def labelled_photo_report(loaded: LoadedModel) -> tuple[EvaluationReport | None,
         report = None  # said above, in "On real photos"
     if report is not None:
         return report, f"the photo store's {len(report.labels)} val photos"
-    photos = reference_photos()
-    if photos is None:
+    report = reference_photo_evaluation(loaded)
+    if report is None:
         return None, ""
-    images, labels = photos
-    report = EvaluationReport(labels=labels, probabilities=loaded.predictor.predict(images))
-    return report, f"the {len(labels)} val photos of realphotos-cc0"
+    return report, f"the {len(report.labels)} val photos of realphotos-cc0"
 
 
 def draw_confidence(loaded: LoadedModel, test_report: EvaluationReport) -> None:
@@ -247,16 +236,16 @@ def open_in_gradcam(index: int) -> None:
 
 def gallery_images(
     loaded: LoadedModel, images: np.ndarray, predictions: np.ndarray, with_maps: bool
-) -> tuple[list[np.ndarray], str | None]:
-    """Thumbnails, with the map of the predicted class over each when asked; and a note on the method used."""
+) -> list[np.ndarray]:
+    """Thumbnails, with the map of the predicted class over each when asked.
+
+    The map is the Predict page's explanation (occlusion): forward passes through the serving
+    predictor, so the page needs no TensorFlow; the gradient methods are a click away in the viewer.
+    """
     if not with_maps:
-        return [as_display_image(image, THUMBNAIL_SIZE) for image in images], None
-    method = explain.GRADCAM if conv_layer_names(loaded.model) else explain.SALIENCY
-    note = None if method == explain.GRADCAM else "This model has no conv layer for Grad-CAM: the maps are saliency."
-    maps = explain.explain_batch(loaded.model, images, method, predictions)
-    return [
-        explain.overlay(image, heatmap, size=THUMBNAIL_SIZE) for image, heatmap in zip(images, maps, strict=True)
-    ], note
+        return [as_display_image(image, THUMBNAIL_SIZE) for image in images]
+    maps = explain.explain_batch(loaded.predictor, images, explain.DEFAULT_METHOD, predictions)
+    return [explain.overlay(image, heatmap, size=THUMBNAIL_SIZE) for image, heatmap in zip(images, maps, strict=True)]
 
 
 def draw_gallery(loaded: LoadedModel, data: FashionMNIST, report: EvaluationReport) -> None:
@@ -267,7 +256,10 @@ def draw_gallery(loaded: LoadedModel, data: FashionMNIST, report: EvaluationRepo
     indices = report.mistakes(true_class=pair[0], predicted_class=pair[1])
     left, right = st.columns([1, 3], vertical_alignment="bottom")
     with_maps = left.toggle(
-        "Grad-CAM", key=GALLERY_GRADCAM_KEY, help="Overlay the map of the predicted class: what made it wrong."
+        "Why",
+        key=GALLERY_MAPS_KEY,
+        help="Overlay the map of what made the model choose the wrong class (occlusion, as on the Predict page). "
+        "Each image's Grad-CAM button opens it in the viewer, with every method.",
     )
     st.session_state.setdefault(GALLERY_SIZE_KEY, GALLERY_SIZES[0])
     limit = right.segmented_control("Show", GALLERY_SIZES, key=GALLERY_SIZE_KEY, required=True)
@@ -277,12 +269,10 @@ def draw_gallery(loaded: LoadedModel, data: FashionMNIST, report: EvaluationRepo
         f"confident mistakes first; showing {len(shown)}."
     )
     try:
-        thumbnails, note = gallery_images(loaded, data.test_images[shown], report.predictions[shown], with_maps)
+        thumbnails = gallery_images(loaded, data.test_images[shown], report.predictions[shown], with_maps)
     except ExplainError as error:
         st.error(str(error), icon=":material/error:")
         return
-    if note:
-        st.caption(note)
     for row_start in range(0, len(shown), GALLERY_COLUMNS):
         row = zip(st.columns(GALLERY_COLUMNS), shown[row_start : row_start + GALLERY_COLUMNS], thumbnails[row_start:])
         for column, index, thumbnail in row:

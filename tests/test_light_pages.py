@@ -1,4 +1,4 @@
-"""Home, Dataset and Models render from metadata, stored predictions and LiteRT: TensorFlow stays out."""
+"""Home, Dataset, Evaluation, Photos and Models render from metadata, stored predictions and LiteRT: no TensorFlow."""
 
 import subprocess
 import sys
@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 app = AppTest.from_file({entry!r}, default_timeout=120)
 app.run()
 shown = [app.title[0].value]
-for page in ("pages/dataset.py", "pages/models.py"):
+for page in ("pages/dataset.py", "pages/evaluation.py", "pages/photos.py", "pages/models.py"):
     app.switch_page(page)
     app.run()
     shown.append(app.title[0].value)
@@ -22,11 +22,11 @@ print(sorted({{"tensorflow", "keras"}} & set(sys.modules)))
 """
 
 
-def test_home_dataset_and_models_render_without_importing_tensorflow():
-    """Test that a fresh process showing Home, Dataset and Models never imports TensorFlow or Keras."""
+def test_the_pages_that_need_no_gradients_render_without_importing_tensorflow():
+    """Test that a fresh process showing Home, Dataset, Evaluation, Photos and Models never imports TensorFlow."""
     script = SCRIPT.format(entry=str(REPO_ROOT / "streamlit_app.py"))
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     titles, heavy = result.stdout.strip().splitlines()[-2:]
-    assert titles == "['Fashion-MNIST Studio', 'Dataset', 'Models']"
+    assert titles == "['Fashion-MNIST Studio', 'Dataset', 'Evaluation', 'Photos', 'Models']"
     assert heavy == "[]"

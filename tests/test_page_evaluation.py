@@ -70,7 +70,7 @@ def test_choosing_a_pair_shows_its_mistakes_with_and_without_gradcam(app):
     plain = image_urls(app)
     assert len(gallery_captions(app)) == min(count, 12)
 
-    app.toggle(key="evaluation_gradcam").set_value(True).run()
+    app.toggle(key="evaluation_maps").set_value(True).run()
     assert not app.exception
     with_maps = image_urls(app)
     assert gallery_captions(app) == [caption for caption in plain if caption.startswith("#")]

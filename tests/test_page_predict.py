@@ -76,8 +76,17 @@ def shown_photo_class(predictor: Predictor, data: bytes) -> str:
     return shown_class(predictor.predict_one(photo_steps(data).image))
 
 
-def chart_keys(app) -> list[str]:
-    return [chart.proto.id.rsplit("-", 1)[-1] for chart in app.get("plotly_chart")]
+def probability_bars(app) -> dict[str, str]:
+    """`{class: percentage}` as the answer's probability bars show them (the top class's name in bold)."""
+    return dict(bar.proto.text.rsplit(" · ", 1) for bar in app.get("progress"))
+
+
+def expected_bars(predictor: Predictor, data: bytes) -> dict[str, str]:
+    """The bars the page must show for a photo: every class in the dataset's order, the top one in bold."""
+    probabilities = predictor.predict_one(photo_steps(data).image)
+    top = int(probabilities.argmax())
+    return {(f"**{name}**" if index == top else name): f"{probability:.1%}"
+            for index, (name, probability) in enumerate(zip(CLASS_NAMES, probabilities))}  # fmt: skip
 
 
 def test_the_page_explains_each_input_before_anything_is_given(app):
@@ -91,15 +100,15 @@ def test_the_page_explains_each_input_before_anything_is_given(app):
     assert app.expander[0].label == "What makes a photo work well"
 
 
-def test_an_uploaded_photo_shows_its_class_confidence_chart_and_grad_cam(app, shipped_predictor, dev_photo):
-    """Test that a real photo gets the shipped model's class and confidence, a chart and two overlays."""
+def test_an_uploaded_photo_shows_its_class_confidence_bars_and_grad_cam(app, shipped_predictor, dev_photo):
+    """Test that a real photo gets the shipped model's class and confidence, its bars and two overlays."""
     name, data = dev_photo("trouser")
     app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
     assert not app.exception
     predicted, confidence = expected_answer(shipped_predictor, data)
     assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
     assert "mirror image" in app.metric[1].help  # the shipped model was trained with flips
-    assert chart_keys(app) == ["upload_chart"]
+    assert probability_bars(app) == expected_bars(shipped_predictor, data)
     captions = set(image_urls(app))
     assert {
         "What the model sees (28x28)",
@@ -140,7 +149,7 @@ def test_each_bad_upload_alone_gives_an_error_and_no_result(app, case_name):
     assert not app.exception
     assert len(app.error) == 1 and case.expected_error in as_shown(app.error[0].value)
     assert as_shown(app.error[0].value).startswith(f"**{case.filename}**: ")
-    assert metrics(app) == {} and chart_keys(app) == []
+    assert metrics(app) == {} and probability_bars(app) == {}
 
 
 def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_predictor, monkeypatch, dev_photo):
@@ -182,14 +191,14 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
 
 
 def test_a_camera_photo_is_classified(app, shipped_predictor, dev_photo):
-    """Test that a photo from the camera input gets a class and its own chart."""
+    """Test that a photo from the camera input gets a class and its own bars."""
     _, data = dev_photo("tshirt_top")
     app.session_state[INPUT_TAB_KEY] = "Camera"
     app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     assert not app.exception
     predicted, confidence = expected_answer(shipped_predictor, data)
     assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
-    assert chart_keys(app) == ["camera_chart"]
+    assert probability_bars(app) == expected_bars(shipped_predictor, data)
     assert app.session_state[LAST_INPUT_KEY]["name"] == "camera photo"
 
 
