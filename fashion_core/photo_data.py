@@ -34,6 +34,7 @@ MANIFEST_COLUMNS = ("relative_path", "class_index", "split")
 SPLITS = ("train", "val")
 CACHE_DIR_ENV = "FASHION_STUDIO_CACHE_DIR"
 APP_PHOTO_STORE = "store"  # `load_photos`' name for the app's own photo store
+PHOTO_DB_ENV = "FASHION_STUDIO_PHOTO_DB"  # the app's photo store: a SQLAlchemy URL or a SQLite file's path
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "fashion-studio"
 
 

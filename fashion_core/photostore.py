@@ -57,10 +57,9 @@ from sqlalchemy.types import TypeDecorator
 
 from fashion_core.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from fashion_core.evaluation import EvaluationReport, evaluate_model
-from fashion_core.photo_data import PhotoArrays, photo_set_fingerprint
+from fashion_core.photo_data import PHOTO_DB_ENV, PhotoArrays, photo_set_fingerprint
 from fashion_core.preprocess import ImageError, decode_photo, photo_to_fashion_mnist
 
-PHOTO_DB_ENV = "FASHION_STUDIO_PHOTO_DB"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "photos.sqlite3"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import importlib
 import os
 import re
 import sys
@@ -32,12 +33,13 @@ from fashion_core.browse import upscale
 from fashion_core.data import DatasetError, FashionMNIST, load_fashion_mnist
 from fashion_core.evaluation import EvaluationReport, evaluate_model
 from fashion_core.metadata import ModelMetadata
-from fashion_core.photostore import PHOTO_DB_ENV, PhotoStore, PhotoStoreError, Split, evaluate_on_photos
+from fashion_core.photo_data import PHOTO_DB_ENV
 from fashion_core.registry import DEFAULT_MODEL_NAME, ModelEntry, ModelRegistry, RegistryError
 from fashion_core.serving import LiteRTPredictor, ServingError
 
 if TYPE_CHECKING:
     from fashion_core.inference import Predictor
+    from fashion_core.photostore import PhotoStore
 
 SERVING_ENV = "FASHION_STUDIO_SERVING"
 PREDICT_PAGE = "pages/predict.py"
@@ -310,7 +312,11 @@ def as_display_image(image: np.ndarray, size: int = 140) -> np.ndarray:
 # The photo store
 
 
-class PhotoStoreConnection(BaseConnection[PhotoStore]):
+# `fashion_core.photostore` (and SQLAlchemy, 0.2 s) is imported where it is used, not by the first page
+# a visitor opens; the background loader imports it while they read that page (`start_warmup`).
+
+
+class PhotoStoreConnection(BaseConnection["PhotoStore"]):
     """The labelled-photo store as a Streamlit connection, shared by every session of the process.
 
     `st.connection("photos", type=PhotoStoreConnection)` opens the database named by `url` under
@@ -325,6 +331,8 @@ class PhotoStoreConnection(BaseConnection[PhotoStore]):
     """
 
     def _connect(self, url: str | None = None, **kwargs) -> PhotoStore:
+        from fashion_core.photostore import PhotoStore
+
         return PhotoStore(self._secrets.get("url") or url)
 
     @property
@@ -339,6 +347,8 @@ class PhotoStoreConnection(BaseConnection[PhotoStore]):
 
 def photo_store() -> PhotoStore | None:
     """The app's photo store, or `None` after saying in the page why it cannot be opened."""
+    from fashion_core.photostore import PhotoStoreError
+
     try:
         # The variable is part of the cache key, so a store moved by it is opened anew.
         connection = st.connection(PHOTO_CONNECTION, type=PhotoStoreConnection, url=os.environ.get(PHOTO_DB_ENV))
@@ -359,6 +369,8 @@ def _cached_photo_evaluation(
     name: str, path: str, modified_ns: int, store_url: str, fingerprint: str, _store: PhotoStore
 ) -> EvaluationReport:
     # The val photos' fingerprint is part of the key: a photo added, removed or relabelled evaluates again.
+    from fashion_core.photostore import Split, evaluate_on_photos
+
     return evaluate_on_photos(_cached_model(name, path, modified_ns).predictor, _store, Split.VAL)
 
 
@@ -372,6 +384,8 @@ def photo_evaluation(loaded: LoadedModel, store: PhotoStore) -> EvaluationReport
     Raises:
         PhotoStoreError: when the database fails.
     """
+    from fashion_core.photostore import Split
+
     fingerprint = store.fingerprint(Split.VAL)
     if not sum(store.counts().val):
         return None
@@ -545,9 +559,10 @@ def background_load(name: str) -> Future | None:
 
 
 def start_warmup() -> None:
-    """Starts loading the default model, then the dataset, once per process (cheap on later runs)."""
+    """Starts loading the default model, the dataset and the photo store's code, once per process (cheap later)."""
     load_in_background("model", lambda: load_model(DEFAULT_MODEL_NAME))
     load_in_background("dataset", dataset)
+    load_in_background("photo store module", lambda: importlib.import_module("fashion_core.photostore"))
 
 
 def loaded_or_waiting(name: str, message: str | None = None) -> bool:
