@@ -10,8 +10,6 @@ from pages.common import install_rerun_cleanup, sidebar_model_picker, start_warm
 
 # Streamlit clears the Keras session after every run: 0.4 s of CPU each time (see pages/common.py).
 install_rerun_cleanup()
-# The default model and the dataset start loading in the background (once per process; see pages/common.py).
-start_warmup()
 
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon="👕", layout="wide")
 
@@ -36,3 +34,6 @@ navigation = st.navigation({section: pages for section, pages in PAGES.items() i
 sidebar_model_picker()
 st.sidebar.caption("Fashion-MNIST Studio: classify clothing images, and see why.")
 navigation.run()
+# Then the default model, the dataset and the photo store's code load in the background (once per process;
+# see pages/common.py): after the page is drawn, so a first visitor's page does not wait on them.
+start_warmup()

@@ -248,11 +248,18 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
             photo_feedback(result, loaded, key)
     show_explanation(result, loaded)
     if result.conversion is not None:
-        with st.expander("How the photo became a 28x28 image"):
-            columns = st.columns(len(result.conversion.steps))
-            for column, (name, step) in zip(columns, result.conversion.steps):
-                picture = as_display_image(step, DISPLAY_SIZE) if step.shape[:2] == (28, 28) else step
-                column.image(picture, caption=name)
+        show_conversion_steps(result.conversion, key)
+
+
+def show_conversion_steps(conversion: PhotoConversion, key: str) -> None:
+    """Each preprocessing step's image, drawn only while its expander is open (five images an answer saved)."""
+    steps = st.expander("How the photo became a 28x28 image", key=f"{key}_steps", on_change="rerun")
+    if not steps.open:
+        return
+    with steps:
+        for column, (name, step) in zip(st.columns(len(conversion.steps)), conversion.steps):
+            picture = as_display_image(step, DISPLAY_SIZE) if step.shape[:2] == (28, 28) else step
+            column.image(picture, caption=name)
 
 
 def show_probabilities(probabilities: np.ndarray, key: str) -> None:

@@ -115,7 +115,11 @@ def test_an_uploaded_photo_shows_its_class_confidence_bars_and_grad_cam(app, shi
         "On the model's image",
         "On the photo (the model saw only the boxed crop)",
     } <= captions
-    assert {"Photo (oriented)", "Garment found", "Model input (28x28, sharpened)"} <= captions
+    steps = {"Photo (oriented)", "Garment found", "Model input (28x28, sharpened)"}
+    assert not steps & captions  # drawn only once their expander is opened
+    app.session_state["upload_steps"] = True  # what opening "How the photo became a 28x28 image" sends
+    app.run()
+    assert not app.exception and steps <= set(image_urls(app))
     last_input = app.session_state[LAST_INPUT_KEY]
     conversion = photo_steps(data)
     assert last_input["name"] == name

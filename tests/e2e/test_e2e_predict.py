@@ -65,11 +65,17 @@ def expect_prediction(page, input_key: str) -> str:
 
 
 def test_an_uploaded_photo_gets_a_class_and_probability_bars(page, app_url):
-    """Test that uploading a real photo shows the predicted class, its confidence and all ten probabilities."""
+    """Test that uploading a real photo shows the predicted class, its confidence and all ten probabilities,
+    and that opening the steps' expander draws each preprocessing step."""
     open_page(page, app_url, "predict")
     upload_files(page, main_area(page).locator(selector("stFileUploader")), dev_photo("trouser"))
     expect_prediction(page, "upload")
     expect(main_area(page).get_by_text("What the model sees (28x28)")).to_be_visible()
+    steps = keyed(main_area(page), "upload_steps")
+    expect(steps.get_by_text("Photo (oriented)")).to_have_count(0)
+    steps.get_by_text("How the photo became a 28x28 image").click()
+    expect(steps.get_by_text("Photo (oriented)")).to_be_visible()
+    expect(steps.locator(selector("stImage"))).to_have_count(5)
     expect(exceptions(page)).to_have_count(0)
 
 
