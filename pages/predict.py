@@ -51,6 +51,8 @@ THUMBNAIL_SIZE = 64
 CANVAS_SIZE = 280
 DRAWING_TOOLS = {"Brush": "freedraw", "Filled polygon": "polygon", "Line": "line"}
 INPUT_TAB_KEY = "predict_input_tab"  # the open tab's label
+DETAIL_FILE_KEY = "predict_detail_file"  # which upload's details are shown (its index)
+UPLOADED_NAMES_KEY = "predict_uploaded_names"  # the uploads of the last run, to see when they change
 BOX_COLOUR, BOX_FILL = "#7c3aed", "rgba(124, 58, 237, 0.15)"
 # {tab: digest of the input it showed last}: only a new input replaces the one handed to the Grad-CAM page.
 SEEN_DIGESTS_KEY = "predict_seen_digests"
@@ -443,16 +445,25 @@ def upload_tab(loaded: LoadedModel) -> None:
     if len(files) > 1 and results:
         show_table(results, errors)
     if results:
+        show_newest_when_files_change(results)
         upload_details(results, loaded)
+
+
+def show_newest_when_files_change(results: list[Classified]) -> None:
+    """After photos are added or removed, the details show the last photo: the one just added."""
+    names = [result.name for result in results]
+    if st.session_state.get(UPLOADED_NAMES_KEY) != names:
+        st.session_state[UPLOADED_NAMES_KEY] = names
+        st.session_state[DETAIL_FILE_KEY] = len(names) - 1
 
 
 @st.fragment
 def upload_details(results: list[Classified], loaded: LoadedModel) -> None:
     """One upload's result; choosing another file reruns only this fragment (the table stays)."""
-    chosen = results[0]
+    chosen = results[-1]
     if len(results) > 1:
         names = [result.name for result in results]
-        index = st.selectbox("Details of", range(len(names)), format_func=names.__getitem__, key="predict_detail_file")
+        index = st.selectbox("Details of", range(len(names)), format_func=names.__getitem__, key=DETAIL_FILE_KEY)
         chosen = results[index]
     show_result(with_garment_box(chosen, loaded, key="upload"), loaded, key="upload")
 

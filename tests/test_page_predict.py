@@ -185,13 +185,13 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
     assert list(csv_table.columns[3:13]) == [f"p_{name}" for name in CLASS_NAMES]
     np.testing.assert_allclose(csv_table.iloc[:2, 3:13].sum(axis=1), 1.0, atol=1e-4)
     assert csv_table["error"][2].startswith("The PNG image is truncated or corrupt")
-    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, photos[0][1])
-    app.selectbox(key="predict_detail_file").set_value(1).run()
+    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, photos[1][1])  # the last added
+    app.selectbox(key="predict_detail_file").set_value(0).run()
     assert metrics(app) == {
-        "Predicted class": shown_photo_class(shipped_predictor, photos[1][1]),
-        "Confidence": expected[1][1],
+        "Predicted class": shown_photo_class(shipped_predictor, photos[0][1]),
+        "Confidence": expected[0][1],
     }
-    assert app.session_state[LAST_INPUT_KEY]["name"] == photos[1][0]
+    assert app.session_state[LAST_INPUT_KEY]["name"] == photos[0][0]
 
 
 def test_a_camera_photo_is_classified(app, shipped_predictor, dev_photo):
@@ -290,9 +290,10 @@ def test_a_new_upload_computes_only_itself(app, monkeypatch, dev_photo):
     app.file_uploader(key="predict_upload").set_value([(*first, "image/jpeg"), (*second, "image/jpeg")]).run()
     assert not app.exception
     assert len(app.dataframe[0].value) == 2
-    assert (len(predictions), len(explanations)) == (2, 1)  # the second photo's probabilities; details show the first
-    app.selectbox(key="predict_detail_file").set_value(1).run()
+    assert (len(predictions), len(explanations)) == (2, 2)  # the second photo's, shown as the one just added
+    assert app.selectbox(key="predict_detail_file").value == 1
     app.selectbox(key="predict_detail_file").set_value(0).run()
+    app.selectbox(key="predict_detail_file").set_value(1).run()
     app.run()
     assert not app.exception
-    assert (len(predictions), len(explanations)) == (2, 2)  # the second's explanation, once
+    assert (len(predictions), len(explanations)) == (2, 2)  # switching between them computes nothing again
