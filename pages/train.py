@@ -44,6 +44,7 @@ from pages.common import (
 PRESET_KEY = "train_preset"
 FORM_VALUES_KEY = "train_form_values"  # the form's last values: widget state is dropped when the page is left
 SAVE_NAME_KEY = "train_save_name"
+LIVE_CURVE_POINTS = 300  # per training curve while a run is live; the finished run's curves show up to 1500
 SAVE_NAME_JOB_KEY = "train_save_name_job"  # the job whose default name the name box holds
 FIELD_KEY_PREFIX = "train_"  # + a TrainingConfig field name: that field's widget
 
@@ -334,11 +335,13 @@ def job_header(snapshot: JobSnapshot) -> None:
     st.caption(f"Started {snapshot.started_at} (UTC) · {', '.join(f'{k}={v}' for k, v in config.to_dict().items())}")
 
 
-def training_curves(snapshot: JobSnapshot, key_prefix: str) -> None:
+def training_curves(snapshot: JobSnapshot, key_prefix: str, max_points: int = 1500) -> None:
     config = snapshot.config
     augmentation_ends_at = config.augmented_epochs if config.final_clean_epochs else None
     for column, metric in zip(st.columns(2), ("loss", "accuracy")):
-        chart = training_curves_chart(snapshot.training, metric, augmentation_ends_at=augmentation_ends_at)
+        chart = training_curves_chart(
+            snapshot.training, metric, max_points=max_points, augmentation_ends_at=augmentation_ends_at
+        )
         column.plotly_chart(chart, key=f"{key_prefix}_{metric}")
 
 
@@ -365,7 +368,8 @@ def live_job_panel(job: TrainingJob) -> None:
     )
     st.progress(snapshot.training.fraction_done, text=progress_text(snapshot))
     if snapshot.training.steps_done:
-        training_curves(snapshot, "train_live")
+        # Redrawn every second while the run trains on the same cores: fewer points keep the browser's share small.
+        training_curves(snapshot, "train_live", max_points=LIVE_CURVE_POINTS)
 
 
 def finished_job_panel(job: TrainingJob) -> None:
