@@ -52,10 +52,13 @@ def server_command(port: int, cpus: str | None = None) -> list[str]:
 
 
 @contextmanager
-def streamlit_server(models_dir: str, cpus: str | None = None):
-    """A `streamlit run` of the app on a free local port; yields `(process, url, launched_at)`, stops it afterwards."""
+def streamlit_server(models_dir: str, cpus: str | None = None, env: dict[str, str] | None = None):
+    """A `streamlit run` of the app on a free local port; yields `(process, url, launched_at)`, stops it afterwards.
+
+    `env` adds environment variables (`FASHION_STUDIO_SERVING=tensorflow`, say).
+    """
     port = free_port()
-    env = {**os.environ, "FASHION_STUDIO_MODELS_DIR": models_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "FASHION_STUDIO_MODELS_DIR": models_dir, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     launched_at = time.perf_counter()
     process = subprocess.Popen(server_command(port, cpus), cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
