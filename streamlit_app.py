@@ -11,7 +11,7 @@ from pages.common import install_rerun_cleanup, sidebar_model_picker, start_warm
 # Streamlit clears the Keras session after every run: 0.4 s of CPU each time (see pages/common.py).
 install_rerun_cleanup()
 
-st.set_page_config(page_title="Fashion-MNIST Studio", page_icon="👕", layout="wide")
+st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
 
 PAGES = {
     "Classify": [
