@@ -225,6 +225,21 @@ async def exception_count(page) -> int:
 # The measurements
 
 
+async def open_home_cold(page, url: str, launched_at: float) -> dict:
+    """Opens Home as soon as a just-launched server is healthy; seconds from launch to health and to its card.
+
+    Returns once Home's first run has ended, with the run-state watcher installed.
+    """
+    wait_for_health(url)
+    healthy = time.perf_counter() - launched_at
+    await page.goto(url)
+    await page.get_by_text("Model in use").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    home_card = time.perf_counter() - launched_at
+    await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    await page.evaluate(WATCH_RUNS)
+    return {"to_health_s": round(healthy, 2), "to_home_card_s": round(home_card, 2)}
+
+
 async def measure_pages(page, url: str, launched_at: float, pid: int, results: dict) -> None:
     """Cold start to the Home card, every page first and again, photos one after another, memory.
 
@@ -233,14 +248,7 @@ async def measure_pages(page, url: str, launched_at: float, pid: int, results: d
     says where).
     """
     results["step"] = "cold start"
-    wait_for_health(url)
-    healthy = time.perf_counter() - launched_at
-    await page.goto(url)
-    await page.get_by_text("Model in use").first.wait_for(timeout=PAGE_TIMEOUT_MS)
-    home_card = time.perf_counter() - launched_at
-    results["cold_start"] = {"to_health_s": round(healthy, 2), "to_home_card_s": round(home_card, 2)}
-    await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
-    await page.evaluate(WATCH_RUNS)
+    results["cold_start"] = await open_home_cold(page, url, launched_at)
     memory = results["memory"] = {"rss_mb_after_start": resident_mb(pid)}
     memory["tensorflow_loaded_after_start"] = tensorflow_loaded(pid)
     links = await sidebar_pages(page)
@@ -413,17 +421,12 @@ async def measure_first_answer(playwright, serving: str) -> dict:
             tempfile.TemporaryDirectory() as models_dir,
             streamlit_server(models_dir, env={"FASHION_STUDIO_SERVING": serving}) as (process, url, launched_at),
         ):
-            wait_for_health(url)
-            await page.goto(url)
-            await page.get_by_text("Model in use").first.wait_for(timeout=PAGE_TIMEOUT_MS)
-            home_card = time.perf_counter() - launched_at
-            await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
-            await page.evaluate(WATCH_RUNS)
+            cold_start = await open_home_cold(page, url, launched_at)
             await click_page(page, (await sidebar_pages(page))["Predict"])
             await upload_and_wait(page, dev_photos()[0])
             return {
                 "serving": serving,
-                "to_home_card_s": round(home_card, 2),
+                "to_home_card_s": cold_start["to_home_card_s"],
                 "to_first_answer_s": round(time.perf_counter() - launched_at, 2),
                 "rss_mb_after_first_answer": resident_mb(process.pid),
                 "tensorflow_loaded": tensorflow_loaded(process.pid),

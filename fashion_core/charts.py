@@ -184,6 +184,7 @@ def embedding_scatter(
 
 VALIDATION_COLOR = "#f59e0b"
 PHOTO_VALIDATION_COLOR = "#0d9488"
+MAX_CURVE_POINTS = 1500  # per training curve: a longer run is drawn as means of consecutive batches
 METRIC_TITLES = {
     "loss": "Loss",
     "accuracy": "Accuracy",
@@ -223,7 +224,7 @@ def training_curves_chart(
     progress,
     metric: str = "loss",
     smoothing: float = 0.9,
-    max_points: int = 1500,
+    max_points: int = MAX_CURVE_POINTS,
     augmentation_ends_at: int | None = None,
 ) -> go.Figure:
     """A run's training curve per batch (raw and smoothed) and its validation curve per epoch.
@@ -240,7 +241,7 @@ def training_curves_chart(
             `batch_steps`, `batch_loss`, `batch_accuracy`, `epoch_logs` and `steps_per_epoch`).
         metric: `"loss"` or `"accuracy"`. Defaults to `"loss"`.
         smoothing: the EMA weight of the past, per batch. Defaults to 0.9.
-        max_points: at most this many points per training curve. Defaults to 1500.
+        max_points: at most this many points per training curve. Defaults to `MAX_CURVE_POINTS`.
         augmentation_ends_at: the epoch after which the run trains without augmentation (the
             training curves jump there, as the images get easier), marked with a dotted line.
             Defaults to none.

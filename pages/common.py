@@ -409,9 +409,7 @@ def _cached_reference_evaluation(name: str, path: str, modified_ns: int) -> Eval
     if photos is None:
         return None
     images, labels = photos
-    return EvaluationReport(
-        labels=labels, probabilities=_cached_model(name, path, modified_ns).predictor.predict(images)
-    )
+    return evaluate_model(_cached_model(name, path, modified_ns).predictor, images, labels)
 
 
 def reference_photo_evaluation(loaded: LoadedModel) -> EvaluationReport | None:

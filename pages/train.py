@@ -12,7 +12,12 @@ import math
 import numpy as np
 import streamlit as st
 
-from fashion_core.charts import confusion_matrix_heatmap, per_class_accuracy_chart, training_curves_chart
+from fashion_core.charts import (
+    MAX_CURVE_POINTS,
+    confusion_matrix_heatmap,
+    per_class_accuracy_chart,
+    training_curves_chart,
+)
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.metadata import ModelMetadata
 from fashion_core.models import ARCHITECTURE_DESCRIPTIONS, ARCHITECTURES
@@ -44,8 +49,8 @@ from pages.common import (
 PRESET_KEY = "train_preset"
 FORM_VALUES_KEY = "train_form_values"  # the form's last values: widget state is dropped when the page is left
 SAVE_NAME_KEY = "train_save_name"
-LIVE_CURVE_POINTS = 300  # per training curve while a run is live; the finished run's curves show up to 1500
 SAVE_NAME_JOB_KEY = "train_save_name_job"  # the job whose default name the name box holds
+LIVE_CURVE_POINTS = 300  # per training curve while a run is live; a finished run's use MAX_CURVE_POINTS
 FIELD_KEY_PREFIX = "train_"  # + a TrainingConfig field name: that field's widget
 
 
@@ -300,10 +305,11 @@ def start_panel(manager: JobManager, values: dict, data: FashionMNIST | None) ->
         "Start training", key="train_start", type="primary", icon=":material/play_arrow:", disabled=data is None
     )
     if clicked:
-        # "store" is the store the Photos page shows (from secrets.toml where the app has one).
-        app_store = photo_store() if config.photos == APP_PHOTO_STORE else None
-        if config.photos == APP_PHOTO_STORE and app_store is None:
-            return
+        app_store = None
+        if config.photos == APP_PHOTO_STORE:  # the store the Photos page shows (secrets.toml's, where set)
+            app_store = photo_store()
+            if app_store is None:  # photo_store() has said why
+                return
         try:
             manager.start(config, data=data, app_photo_store=app_store)
         except JobAlreadyRunning as error:
@@ -335,7 +341,7 @@ def job_header(snapshot: JobSnapshot) -> None:
     st.caption(f"Started {snapshot.started_at} (UTC) · {', '.join(f'{k}={v}' for k, v in config.to_dict().items())}")
 
 
-def training_curves(snapshot: JobSnapshot, key_prefix: str, max_points: int = 1500) -> None:
+def training_curves(snapshot: JobSnapshot, key_prefix: str, max_points: int = MAX_CURVE_POINTS) -> None:
     config = snapshot.config
     augmentation_ends_at = config.augmented_epochs if config.final_clean_epochs else None
     for column, metric in zip(st.columns(2), ("loss", "accuracy")):
