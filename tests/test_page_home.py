@@ -23,6 +23,17 @@ def test_home_shows_the_shipped_model_card():
     assert app.sidebar.selectbox(key="model_name").value == "default"
 
 
+def test_home_shows_each_class_accuracy_lowest_first():
+    """Test that the card's bars are the metadata's per-class accuracies, the hardest class on top."""
+    app = open_app()
+    per_class = json.loads((SHIPPED_MODEL_DIR / "metadata.json").read_text())["per_class_accuracy"]
+    bars = app.get("progress")
+    expected = sorted(per_class.items(), key=lambda item: item[1])
+    assert [bar.proto.text for bar in bars] == [f"{name} · {accuracy:.1%}" for name, accuracy in expected]
+    assert [bar.proto.value for bar in bars] == [int(accuracy * 100) for _, accuracy in expected]
+    assert not app.get("plotly_chart")  # Home draws nothing that makes the browser load Plotly
+
+
 def test_home_without_a_shipped_model_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.setattr(registry_module, "SHIPPED_MODELS_DIR", tmp_path / "nothing")
     app = open_app()

@@ -173,3 +173,32 @@ def test_serving_and_stored_evaluation_never_import_tensorflow_or_keras():
     assert result.returncode == 0, result.stderr[-2000:]
     accuracy = ModelMetadata.read(SHIPPED_MODEL_DIR).reported_test_accuracy
     assert result.stdout.strip().splitlines()[-1] == f"(20, 10) {round(accuracy, 4)} False False"
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux) to pin a process to one core")
+def test_interpreters_get_one_thread_per_usable_cpu_at_most_two():
+    """Test that a process pinned to one core serves with one interpreter thread, and an unpinned one with
+    one per core it may use, at most two."""
+    script = (
+        "import os\n"
+        "from fashion_core.serving import LiteRTPredictor, usable_cpus\n"
+        f"predictor = LiteRTPredictor.from_model_dir({str(SHIPPED_MODEL_DIR)!r})\n"
+        "print(usable_cpus(), predictor.num_threads, len(os.sched_getaffinity(0)))\n"
+    )
+
+    def threads(*prefix: str) -> list[int]:
+        command = [*prefix, sys.executable, "-c", script]
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return [int(value) for value in result.stdout.split()[-3:]]
+
+    assert threads("taskset", "-c", "0") == [1, 1, 1]
+    cpus, num_threads, affinity = threads()
+    assert cpus <= affinity and num_threads == min(2, cpus)
+
+
+def test_a_predictor_with_an_explicit_thread_count_keeps_it():
+    predictor = LiteRTPredictor(SHIPPED_MODEL_DIR / "model.tflite", num_threads=3)
+    assert predictor.num_threads == 3
+    with pytest.raises(ServingError, match="num_threads and max_interpreters must be at least 1"):
+        LiteRTPredictor(SHIPPED_MODEL_DIR / "model.tflite", num_threads=0)

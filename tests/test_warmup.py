@@ -61,3 +61,26 @@ def test_a_page_shows_a_loading_note_until_its_load_is_over(background_loads):
     app.run()
     assert [info.value for info in app.info] == []
     assert [markdown.value for markdown in app.markdown] == ["ready"]
+
+
+def test_the_answer_path_warmup_runs_a_photo_through_the_served_model(monkeypatch):
+    """Test that the warmup converts a photo and explains it with the default model's serving predictor,
+    and imports the Predict page's heavy modules, so a first visitor's answer pays for none of it."""
+    import sys
+
+    from fashion_core import explain
+    from fashion_core.serving import LiteRTPredictor
+
+    explained = []
+    real_explanation = explain.default_explanation
+
+    def spy(predictor, image, class_index=None):
+        explained.append((predictor, image.shape, image.dtype))
+        return real_explanation(predictor, image, class_index)
+
+    monkeypatch.setattr(explain, "default_explanation", spy)
+    warmup.warm_answer_path()
+    [(predictor, shape, dtype)] = explained
+    assert isinstance(predictor, LiteRTPredictor) and predictor is warmup.load_model("default").predictor
+    assert shape == (28, 28) and dtype == "uint8"
+    assert {"pandas", "fashion_core.photostore"} <= set(sys.modules)
