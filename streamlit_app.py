@@ -6,7 +6,7 @@ It only sets the page up and routes: each page is a file in `pages/`, and all th
 
 import streamlit as st
 
-from pages.common import install_rerun_cleanup, sidebar_model_picker, start_warmup
+from pages.common import install_rerun_cleanup, server_activity, sidebar_model_picker, start_warmup
 
 # Streamlit clears the Keras session after every run: 0.4 s of CPU each time (see pages/common.py).
 install_rerun_cleanup()
@@ -33,7 +33,8 @@ PAGES = {
 navigation = st.navigation({section: pages for section, pages in PAGES.items() if pages})
 sidebar_model_picker()
 st.sidebar.caption("Fashion-MNIST Studio: classify clothing images, and see why.")
-navigation.run()
-# Then the default model, the dataset and the photo store's code load in the background (once per process;
-# see pages/common.py): after the page is drawn, so a first visitor's page does not wait on them.
+with server_activity().page_run():  # background loads that can wait start when no page runs
+    navigation.run()
+# Then the default model, what a first answer runs and the dataset load in the background (once per
+# process; see pages/common.py): after the page is drawn, so a first visitor's page does not wait on them.
 start_warmup()

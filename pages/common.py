@@ -14,7 +14,9 @@ import io
 import os
 import re
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -525,14 +527,66 @@ LOAD_MESSAGES = {
 }
 
 
+# A load started `when_quiet` waits until no page has run for QUIET_S (visitors' clicks and uploads go
+# first: on two cores, the dataset's 0.4 s of decompression made a first visitor's first answer 0.2 s
+# slower), but never longer than QUIET_WAIT_CAP_S, and not at all once a page waits for a load.
+QUIET_S = 1.0
+QUIET_WAIT_CAP_S = 15.0
+
+
+class ServerActivity:
+    """How many page runs are going on, when the last one ended, and whether a page waits for a load."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._last_end = time.monotonic()
+        self.page_waiting = threading.Event()
+
+    @contextlib.contextmanager
+    def page_run(self) -> Iterator[None]:
+        """Counts the run of the `with` block (a page's script) as activity, however it ends."""
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._last_end = time.monotonic()
+
+    def quiet_for(self) -> float:
+        """Seconds since the last page run ended; 0 while one is going on."""
+        with self._lock:
+            return 0.0 if self._running else time.monotonic() - self._last_end
+
+    def wait_until_quiet(self, quiet_s: float = QUIET_S, cap_s: float = QUIET_WAIT_CAP_S) -> None:
+        """Returns once no page has run for `quiet_s`, a page waits for a load, or `cap_s` has passed."""
+        deadline = time.monotonic() + cap_s
+        while time.monotonic() < deadline and not self.page_waiting.is_set():
+            quiet = self.quiet_for()
+            if quiet >= quiet_s:
+                return
+            self.page_waiting.wait(min(quiet_s - quiet, deadline - time.monotonic(), 0.1))
+
+
+@st.cache_resource(show_spinner=False)
+def server_activity() -> ServerActivity:
+    """The process's one `ServerActivity` (the entry script counts every page run in it)."""
+    return ServerActivity()
+
+
 @st.cache_resource(show_spinner=False)
 def _loader() -> tuple[ThreadPoolExecutor, dict[str, Future]]:
     # One worker: loads run one after another, so they don't fight over the cores with each other.
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fashion-studio-load"), {}
 
 
-def load_in_background(name: str, load: Callable[[], object]) -> Future | None:
+def load_in_background(name: str, load: Callable[[], object], when_quiet: bool = False) -> Future | None:
     """Starts `load()` in the background thread unless a load called `name` was started before.
+
+    With `when_quiet`, the load first waits for a quiet moment (see `ServerActivity.wait_until_quiet`):
+    for what no page is expected to need at once.
 
     Returns:
         The load's future (its result, or the exception it raised); `None` when background loads
@@ -542,11 +596,13 @@ def load_in_background(name: str, load: Callable[[], object]) -> Future | None:
         return None
     executor, futures = _loader()
     if name not in futures:
-        futures[name] = executor.submit(_then_freeze, load)
+        futures[name] = executor.submit(_then_freeze, load, server_activity() if when_quiet else None)
     return futures[name]
 
 
-def _then_freeze(load: Callable[[], object]) -> object:
+def _then_freeze(load: Callable[[], object], activity: ServerActivity | None = None) -> object:
+    if activity is not None:
+        activity.wait_until_quiet()
     result = load()
     freeze_long_lived_objects(force=True)  # what was loaded lives as long as the process
     return result
@@ -566,7 +622,7 @@ def start_warmup() -> None:
     """
     load_in_background("model", lambda: load_model(DEFAULT_MODEL_NAME))
     load_in_background("answer path", warm_answer_path)
-    load_in_background("dataset", dataset)
+    load_in_background("dataset", dataset, when_quiet=True)
 
 
 def warm_answer_path() -> None:
@@ -601,6 +657,7 @@ def loaded_or_waiting(name: str, message: str | None = None) -> bool:
     future = background_load(name)
     if future is None or future.done():
         return True
+    server_activity().page_waiting.set()  # a visitor waits: background loads stop waiting for a quiet moment
     _waiting_note(name, message or LOAD_MESSAGES.get(name, f"Loading {name}..."))
     return False
 

@@ -84,3 +84,48 @@ def test_the_answer_path_warmup_runs_a_photo_through_the_served_model(monkeypatc
     assert isinstance(predictor, LiteRTPredictor) and predictor is warmup.load_model("default").predictor
     assert shape == (28, 28) and dtype == "uint8"
     assert {"pandas", "fashion_core.photostore"} <= set(sys.modules)
+
+
+def waited(activity: warmup.ServerActivity, **limits) -> tuple[threading.Thread, list[float]]:
+    """Starts `activity.wait_until_quiet(**limits)` in a thread; the list gets the monotonic time it returned."""
+    import time
+
+    returned = []
+
+    def wait() -> None:
+        activity.wait_until_quiet(**limits)
+        returned.append(time.monotonic())
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread, returned
+
+
+def test_a_quiet_load_waits_until_no_page_has_run_for_a_while():
+    """Test that the wait lasts through a page run and then `quiet_s` after its end, even if it raised."""
+    import time
+
+    activity = warmup.ServerActivity()
+    with pytest.raises(RuntimeError), activity.page_run():
+        thread, returned = waited(activity, quiet_s=0.2, cap_s=10)
+        time.sleep(0.3)
+        assert returned == [] and activity.quiet_for() == 0.0
+        raise RuntimeError("a page that fails still ends its run")
+    ended = time.monotonic()
+    thread.join(timeout=10)
+    assert returned and returned[0] - ended >= 0.2
+
+
+def test_a_quiet_load_stops_waiting_when_a_page_waits_for_a_load_or_after_the_cap():
+    import time
+
+    activity = warmup.ServerActivity()
+    with activity.page_run():
+        started = time.monotonic()
+        thread, returned = waited(activity, quiet_s=0.2, cap_s=0.5)
+        thread.join(timeout=10)
+        assert 0.5 <= returned[0] - started < 5  # the cap: a busy server still gets its dataset
+        thread, returned = waited(activity, quiet_s=0.2, cap_s=60)
+        activity.page_waiting.set()
+        thread.join(timeout=10)
+        assert returned and returned[0] - started < 5
