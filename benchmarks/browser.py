@@ -333,11 +333,24 @@ async def measure_sessions(browser, url: str) -> dict:
     }
 
 
+async def start_training(page) -> None:
+    """Clicks Start training until the run's Stop button shows (a click during a rerun can start nothing)."""
+    stop = page.get_by_role("button", name="Stop")
+    for _ in range(3):
+        await page.get_by_role("button", name="Start training").click(timeout=PAGE_TIMEOUT_MS)
+        try:
+            await stop.wait_for(timeout=20_000)
+            return
+        except Exception:
+            CLICK_RETRIES.append("Start training")
+    raise TimeoutError("Three clicks on Start training started no run")
+
+
 async def measure_training_in_browser(browser, url: str, pid: int) -> dict:
     """The Train page's Quick preset, watched live: images/s over its first epoch, RSS during the run."""
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     await open_app(page, f"{url}/train")
-    await page.get_by_role("button", name="Start training").click(timeout=PAGE_TIMEOUT_MS)
+    await start_training(page)
     readings, peak_rss = [], 0.0
     deadline = time.monotonic() + TRAIN_TIMEOUT_S
     while time.monotonic() < deadline:
