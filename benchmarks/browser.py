@@ -58,7 +58,7 @@ WATCH_RUNS = """() => {
         .observe(document.body, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
 }"""
 # A run has ended after `since` (a click during a run continues that run, so its start may be earlier),
-# everything is drawn, and nothing says it is still loading.
+# everything is drawn, and nothing says it is still loading (the model, TensorFlow or the dataset).
 READY = """(since) => {
     const app = document.querySelector('[data-testid="stApp"]');
     if (!app || app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
@@ -67,7 +67,7 @@ READY = """(since) => {
     if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"], [data-testid="stSpinner"]'))
         return false;
     const main = document.querySelector('[data-testid="stMain"]');
-    return !/Loading (the model|TensorFlow)/i.test(main ? main.innerText : '');
+    return !/Loading (the model|TensorFlow|Fashion-MNIST)/i.test(main ? main.innerText : '');
 }"""
 # The Predict page holds `files` photos and shows the answer for the photo `name`, and is done: no run
 # going, nothing stale. The details show the photo added last; with one photo there is no "Details of"
