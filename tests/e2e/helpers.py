@@ -172,17 +172,6 @@ def sidebar_model_options(page: Page) -> list[str]:
     return names
 
 
-def plotly_trace_values(chart: Locator, axis: str = "y") -> list[list]:
-    """Each trace's `x` or `y` values of a rendered Plotly chart."""
-    return chart.evaluate(
-        f"""(element) => {{
-            const plot = element.querySelector('.js-plotly-plot');
-            if (!plot || !plot._fullData) return [];
-            return plot._fullData.map(trace => Array.from(trace.{axis} || []));
-        }}"""
-    )
-
-
 @dataclass
 class ConsoleErrors:
     """Records the console errors and uncaught exceptions of the pages it watches."""
