@@ -100,9 +100,9 @@ def export_probabilities(
     path = Path(path)
     images = np.asarray(images)
     if export_format == "litert":
-        from fashion_core.serving import LiteRTPredictor
+        from fashion_core.serving import LiteRTPredictor, usable_cpus
 
-        return LiteRTPredictor(path, num_threads=os.cpu_count() or 1).predict(images, batch_size=batch_size)
+        return LiteRTPredictor(path, num_threads=usable_cpus()).predict(images, batch_size=batch_size)
     run_batch = _saved_model_runner(path) if export_format == "saved_model" else _onnx_runner(path)
     outputs = [
         run_batch(as_model_input(images[start : start + batch_size])) for start in range(0, len(images), batch_size)

@@ -596,11 +596,12 @@ def load_in_background(name: str, load: Callable[[], object], when_quiet: bool =
         return None
     executor, futures = _loader()
     if name not in futures:
-        futures[name] = executor.submit(_then_freeze, load, server_activity() if when_quiet else None)
+        futures[name] = executor.submit(_run_load, load, server_activity() if when_quiet else None)
     return futures[name]
 
 
-def _then_freeze(load: Callable[[], object], activity: ServerActivity | None = None) -> object:
+def _run_load(load: Callable[[], object], activity: ServerActivity | None = None) -> object:
+    """Runs one background load (after a quiet moment, given `activity`), then freezes what it loaded."""
     if activity is not None:
         activity.wait_until_quiet()
     result = load()
