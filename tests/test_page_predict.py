@@ -19,7 +19,7 @@ from fashion_core.preprocess import photo_steps
 from fashion_core.registry import ModelRegistry
 from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY, load_model
 from tests.bad_images import upload_cases
-from tests.support import as_shown, image_urls, metrics, open_app, shown_class
+from tests.support import as_shown, html_table, image_urls, metrics, open_app, shown_class
 
 PAGE = "pages/predict.py"
 INPUT_TAB_KEY = "predict_input_tab"
@@ -171,17 +171,19 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
     files = [(name, data, "image/jpeg") for name, data in photos] + [(bad.filename, bad.data, "image/png")]
     app.file_uploader(key="predict_upload").set_value(files).run()
     assert not app.exception
-    table = app.dataframe[0].value
-    assert list(table["File"]) == [photos[0][0], photos[1][0], "cut.png"]
+    assert not app.dataframe  # the table is one light HTML element
+    rows = html_table(app.html[0].value)
+    files = [row["File"][0] for row in rows]
+    assert files == [photos[0][0], photos[1][0], "cut.png"]
     expected = [expected_answer(shipped_predictor, data) for _, data in photos]
-    assert list(table["Class"][:2]) == [predicted for predicted, _ in expected]
-    assert [f"{value:.1%}" for value in table["Confidence"][:2]] == [confidence for _, confidence in expected]
-    assert table["Photo"][0].startswith("data:image/png;base64,") and pd.isna(table["Photo"][2])
-    assert "truncated or corrupt" in table["Note"][2]
+    assert [row["Class"][0] for row in rows[:2]] == [predicted for predicted, _ in expected]
+    assert [row["Confidence"][0] for row in rows] == [confidence for _, confidence in expected] + [""]
+    assert rows[0]["Photo"][1].startswith("data:image/png;base64,") and rows[2]["Photo"] == ("", None)
+    assert "truncated or corrupt" in rows[2]["Note"][0]
     assert app.get("download_button")[0].proto.label == "Download as CSV"
     csv_table = pd.read_csv(io.StringIO(downloads[-1]))
-    assert list(csv_table["file"]) == list(table["File"])
-    assert list(csv_table["predicted_class"][:2]) == list(table["Class"][:2])
+    assert list(csv_table["file"]) == files
+    assert list(csv_table["predicted_class"][:2]) == [row["Class"][0] for row in rows[:2]]
     assert list(csv_table.columns[3:13]) == [f"p_{name}" for name in CLASS_NAMES]
     np.testing.assert_allclose(csv_table.iloc[:2, 3:13].sum(axis=1), 1.0, atol=1e-4)
     assert csv_table["error"][2].startswith("The PNG image is truncated or corrupt")
@@ -192,6 +194,17 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
         "Confidence": expected[0][1],
     }
     assert app.session_state[LAST_INPUT_KEY]["name"] == photos[0][0]
+
+
+def test_file_names_are_shown_as_text_in_the_table(app, dev_photo):
+    """Test that a file name holding HTML is shown as its characters, not run as markup."""
+    name, data = dev_photo("coat")
+    hostile = '<img src=x onerror="alert(1)">&amp;.jpg'
+    app.file_uploader(key="predict_upload").set_value([(name, data, "image/jpeg"), (hostile, data, "image/jpeg")]).run()
+    assert not app.exception
+    body = app.html[0].value
+    assert "<img src=x" not in body and 'onerror="' not in body
+    assert [row["File"][0] for row in html_table(body)] == [name, hostile]
 
 
 def test_a_camera_photo_is_classified(app, shipped_predictor, dev_photo):
@@ -289,7 +302,7 @@ def test_a_new_upload_computes_only_itself(app, monkeypatch, dev_photo):
     assert (len(predictions), len(explanations)) == (1, 1)
     app.file_uploader(key="predict_upload").set_value([(*first, "image/jpeg"), (*second, "image/jpeg")]).run()
     assert not app.exception
-    assert len(app.dataframe[0].value) == 2
+    assert len(html_table(app.html[0].value)) == 2
     assert (len(predictions), len(explanations)) == (2, 2)  # the second photo's, shown as the one just added
     assert app.selectbox(key="predict_detail_file").value == 1
     app.selectbox(key="predict_detail_file").set_value(0).run()

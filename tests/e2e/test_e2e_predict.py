@@ -94,9 +94,17 @@ def test_a_broken_upload_gives_its_message_and_the_page_keeps_working(page, app_
     expect(message).to_contain_text(f"broken.png: {explanation}")
     expect(exceptions(page)).to_have_count(0)
 
-    upload_files(page, uploader, dev_photo("coat"))
+    coat = dev_photo("coat")
+    upload_files(page, uploader, coat)
     expect_prediction(page, "upload")
     expect(alerts(page, "error")).to_contain_text("broken.png")  # still listed, next to the good photo's result
+    rows = main_area(page).locator(f"{selector('stHtml')} table tbody tr")  # the table of both files
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text(coat.name)
+    expect(rows.nth(1)).to_contain_text("broken.png")
+    thumbnail = rows.nth(0).locator("img")
+    expect(thumbnail).to_have_attribute("src", re.compile("^data:image/png;base64,"))
+    assert thumbnail.evaluate("(image) => image.complete && image.naturalWidth > 0")
     expect(exceptions(page)).to_have_count(0)
 
 

@@ -1,6 +1,6 @@
 """One harness for the tests: the app under AppTest, the elements a user reads, and Plotly figures.
 
-`open_app(page)` builds and runs the app; `plotly_spec`, `plotly_array`, `image_urls`, `metrics` and
+`open_app(page)` builds and runs the app; `plotly_spec`, `plotly_array`, `image_urls`, `html_table`, `metrics` and
 `rerun_until` read what it shows. The dataset, the shipped model and private folders are fixtures in
 `tests/conftest.py`.
 """
@@ -10,6 +10,7 @@ from tests.support.apptest import (
     TIMEOUT,
     as_shown,
     caption_starting,
+    html_table,
     image_urls,
     metrics,
     open_app,
@@ -25,6 +26,7 @@ __all__ = [
     "TIMEOUT",
     "as_shown",
     "caption_starting",
+    "html_table",
     "image_urls",
     "metrics",
     "open_app",

@@ -6,6 +6,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -71,6 +72,37 @@ def image_urls(app: AppTest) -> dict[str, str]:
 def metrics(app: AppTest) -> dict[str, str]:
     """Label -> value of every `st.metric`."""
     return {metric.label: metric.value for metric in app.metric}
+
+
+class _TableReader(HTMLParser):
+    """Collects an HTML table's cells: `rows` of `(text, img src or None)` per cell, the header row first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[tuple[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.rows[-1].append(("", None))
+        elif tag == "img" and self.rows and self.rows[-1]:
+            self.rows[-1][-1] = (self.rows[-1][-1][0], dict(attrs).get("src"))
+
+    def handle_data(self, data: str) -> None:
+        if self.rows and self.rows[-1]:
+            text, image = self.rows[-1][-1]
+            self.rows[-1][-1] = (text + data, image)
+
+
+def html_table(body: str) -> list[dict[str, tuple[str, str | None]]]:
+    """The rows of the HTML table in `body` (an `st.html` element's value), as a reader sees them:
+    `{column header: (cell text, image source or None)}`, entities unescaped."""
+    reader = _TableReader()
+    reader.feed(body)
+    header, *rows = reader.rows
+    names = [text for text, _ in header]
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def caption_starting(app: AppTest, prefix: str) -> str:
