@@ -237,6 +237,9 @@ def browser_rows(browser: dict) -> list[tuple[str, str, str, str]]:
             ok = ok and not sessions["exceptions"] and not sessions["lost_uploads"]
             value = (f"median {_seconds(sessions['median_s'])}, p95 {_seconds(sessions['p95_s'])}, "
                      f"{sessions['exceptions']} exceptions, {sessions['lost_uploads']} lost")  # fmt: skip
+            if "server_cpu_s" in sessions:
+                browser_cpu = sum(sessions["chromium_cpu_s"].values())
+                value += f"; CPU: server {sessions['server_cpu_s']:.1f} s, Chromium {browser_cpu:.1f} s"
             rows.append((f"Browser, {label}: 8 sessions x 3 uploads at once", value,
                          "p95 <= 3 s, none lost, no exception", _goal(ok)))  # fmt: skip
         memory = run["memory"]

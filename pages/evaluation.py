@@ -27,6 +27,8 @@ from pages.common import (
     test_evaluation,
 )
 
+SECTIONS = ["Confusion matrix", "Mistakes", "Confidence", "Real photos"]
+SECTION_KEY = "evaluation_section"  # the open tab's label
 NORMALIZE_KEY = "evaluation_normalize"
 PAIR_KEY = "evaluation_pair"
 GALLERY_MAPS_KEY = "evaluation_maps"
@@ -114,7 +116,6 @@ def photo_comparison_table(test_report: EvaluationReport, photo_report: Evaluati
 
 def draw_photo_figures(loaded: LoadedModel, test_report: EvaluationReport) -> None:
     """The model on the photo store's val photos, beside its test figures."""
-    st.subheader("On real photos")
     store = photo_store()
     if store is None:
         return
@@ -166,7 +167,10 @@ def labelled_photo_report(loaded: LoadedModel) -> tuple[EvaluationReport | None,
 
 def draw_confidence(loaded: LoadedModel, test_report: EvaluationReport) -> None:
     """Reliability diagram and ECE on test images and photos; accuracy against coverage with the model's threshold."""
-    st.subheader("How far to trust the confidence")
+    st.caption(
+        "How far to trust the confidence: how often answers given with a confidence are right, and what the "
+        '"unsure" threshold leaves unanswered.'
+    )
     metadata = loaded.metadata
     photo_report, photos_name = labelled_photo_report(loaded)
     test_ece = calibration.expected_calibration_error(test_report.probabilities, test_report.labels)
@@ -249,7 +253,6 @@ def gallery_images(
 
 
 def draw_gallery(loaded: LoadedModel, data: FashionMNIST, report: EvaluationReport) -> None:
-    st.subheader("Mistakes, pair by pair")
     pair = pair_ui(report)
     if pair is None:
         return
@@ -301,13 +304,34 @@ def evaluation_page() -> None:
         return
     report = test_evaluation(loaded)
     metrics_row(report, loaded.predictor.flip_average)
-    st.subheader("Confusion matrix")
+    draw_sections(loaded, data, report)
+
+
+def draw_sections(loaded: LoadedModel, data: FashionMNIST, report: EvaluationReport) -> None:
+    """The page's sections as tabs; only the open one runs and draws (switching tabs reruns the page).
+
+    Each section holds Plotly charts, tables or a gallery of images with buttons: drawn all at once,
+    they made the browser work about a second each time the page was opened.
+    """
+    confusion, mistakes, confidence, photos = st.tabs(SECTIONS, key=SECTION_KEY, on_change="rerun")
+    if confusion.open:
+        with confusion:
+            draw_confusion(report)
+    if mistakes.open:
+        with mistakes:
+            draw_gallery(loaded, data, report)
+    if confidence.open:
+        with confidence:
+            draw_confidence(loaded, report)
+    if photos.open:
+        with photos:
+            draw_photo_figures(loaded, report)
+
+
+def draw_confusion(report: EvaluationReport) -> None:
     normalize = st.toggle("Row-normalised (share of each true class)", key=NORMALIZE_KEY)
     st.plotly_chart(confusion_matrix_heatmap(report.confusion_matrix, normalize=normalize), key="evaluation_confusion")
     draw_tables(report)
-    draw_photo_figures(loaded, report)
-    draw_confidence(loaded, report)
-    draw_gallery(loaded, data, report)
 
 
 evaluation_page()

@@ -14,6 +14,14 @@ def app():
     return open_app(PAGE)
 
 
+def open_section(app, section: str):
+    """Opens one of the page's tabs ("Mistakes", "Confidence", "Real photos"); only the open one is drawn."""
+    app.session_state["evaluation_section"] = section
+    app.run()
+    assert not app.exception
+    return app
+
+
 def confusion_matrix_shown(app) -> np.ndarray:
     return plotly_array(plotly_spec(app, "evaluation_confusion")["data"][0]["z"])
 
@@ -58,6 +66,8 @@ def test_choosing_a_pair_shows_its_mistakes_with_and_without_gradcam(app):
     matrix = confusion_matrix_shown(app)
     off_diagonal = matrix - np.diag(np.diag(matrix))
     second_pair = divmod(int(np.argsort(-off_diagonal, axis=None, kind="stable")[1]), 10)
+    open_section(app, "Mistakes")
+    assert not app.get("plotly_chart")  # the confusion matrix's tab is closed, and not drawn
     app.selectbox(key="evaluation_pair").set_value(second_pair).run()
     assert not app.exception
     true, predicted = second_pair
@@ -79,7 +89,7 @@ def test_choosing_a_pair_shows_its_mistakes_with_and_without_gradcam(app):
 
 def test_open_in_gradcam_switches_to_the_viewer_with_that_image(app):
     """Test that a thumbnail's button opens that test image in the Grad-CAM viewer."""
-    first = gallery_captions(app)[0]
+    first = gallery_captions(open_section(app, "Mistakes"))[0]
     index = int(first.split()[0].lstrip("#"))
     app.button(key=f"evaluation_open_{index}").click().run()
     assert not app.exception
@@ -109,7 +119,7 @@ def test_confidence_shows_reliability_on_test_and_photos_and_marks_the_unsure_po
     ModelRegistry(user_dir=private_user_models).save("picky", model, {"architecture": "dense", "selective": selective})
     app = open_app(PAGE)
     app.sidebar.selectbox(key="model_name").set_value("picky").run()
-    assert not app.exception
+    open_section(app, "Confidence")
 
     data = load_fashion_mnist(download=False)
     test_probabilities = evaluate_model(model, data.test_images, data.test_labels).probabilities

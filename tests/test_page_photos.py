@@ -316,6 +316,8 @@ def test_the_evaluation_and_models_pages_show_the_photo_val_accuracy(seeded_stor
     assert models.dataframe[0].value.set_index("Name").loc["default", "Photo val accuracy"] == pytest.approx(accuracy)
 
     evaluation = open_app("pages/evaluation.py")
+    evaluation.session_state["evaluation_section"] = "Real photos"
+    evaluation.run()
     assert not evaluation.exception
     metric = next(metric for metric in evaluation.metric if metric.label.startswith("Photo val accuracy"))
     assert (metric.label, metric.value) == ("Photo val accuracy (2 photos)", f"{accuracy:.2%}")
