@@ -137,3 +137,23 @@ def test_confidence_shows_reliability_on_test_and_photos_and_marks_the_unsure_po
     assert marker["name"] == '"Unsure" below 15%'
     assert marker["x"][0] == pytest.approx(answered / len(thresholds))
     assert marker["y"][0] == pytest.approx(plotly_array(coverage[0]["y"])[answered - 1])
+
+
+def test_real_photos_without_store_photos_show_the_reference_photos(app):
+    """Test that with an empty photo store the Real photos tab says how to add photos, and meanwhile scores the
+    model on the reference photos' val split."""
+    from fashion_core import calibration
+    from fashion_core.evaluation import evaluate_model
+    from pages.common import load_model
+
+    try:
+        images, labels = calibration.labelled_photos(calibration.REAL_PHOTOS_DIR, "val")
+    except calibration.CalibrationError as error:
+        pytest.skip(f"The reference photos are not there: {error}")
+    open_section(app, "Real photos")
+    assert app.info[0].value.startswith("The photo store has no val photos yet.")
+    expected = evaluate_model(load_model("default").predictor, images, labels)
+    assert any(f"the {len(labels)} val photos of realphotos-cc0" in caption.value for caption in app.caption)
+    assert metrics(app)[f"Photo val accuracy ({len(labels)} photos)"] == f"{expected.accuracy:.2%}"
+    table = app.dataframe[0].value.set_index("Class")
+    assert table["Val photos"].sum() == len(labels)
