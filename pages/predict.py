@@ -1,10 +1,11 @@
-"""Predict: classify a photo (uploaded or from the camera) or a drawing, and see why the model decided.
+"""Predict: classify a photo (uploaded, from the camera or one of the examples) or a drawing, and see why.
 
 What each interaction runs: the tabs report which one is open (`st.tabs(on_change="rerun")`) and only
 the open tab classifies and draws (the closed Upload and Camera tabs keep their widget, so their files
 stay, and nothing else); every upload's conversion, probabilities, explanation and thumbnail are cached
 per file content and model, so a new upload computes only itself; picking another file's details
-reruns only that fragment, not the table.
+reruns only that fragment, not the table. Until a photo is uploaded, the Upload tab offers example
+photos, which go through the same cached steps.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import html
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,6 +61,10 @@ BOX_COLOUR, BOX_FILL = "#7c3aed", "rgba(124, 58, 237, 0.15)"
 SEEN_DIGESTS_KEY = "predict_seen_digests"
 # {photo digest: (kind, text)}: what saving each photo to the photo store gave, shown while the photo is.
 SAVED_PHOTOS_KEY = "predict_saved_photos"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
+# Example photo file -> the class it shows (see assets/examples/README.md for where they come from).
+EXAMPLE_FILES = {"tshirt_top.jpg": 0, "trouser.jpg": 1, "dress.jpg": 3, "coat.jpg": 4, "shirt.jpg": 6}
+EXAMPLE_KEY = "predict_example"  # the class name of the example photo picked
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,7 @@ def with_garment_box(result: Classified, loaded: LoadedModel, key: str) -> Class
 def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
     """The model's view, its answer, its doubts, its probabilities and why it decided.
 
-    `key` names the input's tab (`"upload"`, `"camera"` or `"drawing"`) and keys its widgets.
+    `key` names the input (`"upload"`, `"example"`, `"camera"` or `"drawing"`) and keys its widgets.
     """
     remember_input(result, source=key)
     seen, answer = st.columns([1, 2])
@@ -462,6 +468,7 @@ def upload_tab(loaded: LoadedModel) -> None:
     files = upload_widget()
     if not files:
         st.info("Upload one or more photos to classify them.", icon=":material/upload:")
+        example_tab_part(loaded)
         return
     results, errors = classify_uploads(files, loaded)
     for name, error in errors:
@@ -471,6 +478,45 @@ def upload_tab(loaded: LoadedModel) -> None:
     if results:
         show_newest_when_files_change(results)
         upload_details(results, loaded)
+
+
+@st.cache_data(show_spinner=False)
+def example_photos() -> dict[str, bytes]:
+    """{class name: JPEG bytes} of the example photos in `assets/examples`, in the dataset's class order;
+    a missing file is left out."""
+    files = sorted(EXAMPLE_FILES.items(), key=lambda item: item[1])
+    return {
+        CLASS_NAMES[index]: (EXAMPLES_DIR / name).read_bytes()
+        for name, index in files
+        if (EXAMPLES_DIR / name).is_file()
+    }
+
+
+def example_tab_part(loaded: LoadedModel) -> None:
+    """Until a photo is uploaded: a pick of example photos, and the answer for the one picked.
+
+    An example goes through everything an upload does, but is not offered for saving to the photo store.
+    """
+    examples = example_photos()
+    if not examples:
+        return
+    picked = st.pills(
+        "No photo at hand? Try one of these",
+        list(examples),
+        key=EXAMPLE_KEY,
+        help="Home photos (CC0) of five classes that the shipped model never trained on. Upload your own to "
+        "replace them.",
+    )
+    if picked is None:
+        return
+    data = examples[picked]
+    conversion = converted_photo(data)
+    digest = digest_of(data)
+    probabilities = input_probabilities(digest, model_cache_key(loaded), loaded.predictor, conversion.image)
+    st.caption(f"An example photo of a **{picked}**.")
+    show_result(
+        Classified(f"example: {picked}", conversion.image, probabilities, conversion, digest), loaded, "example"
+    )
 
 
 def show_newest_when_files_change(results: list[Classified]) -> None:

@@ -19,7 +19,7 @@ from fashion_core.preprocess import photo_steps
 from fashion_core.registry import ModelRegistry
 from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY, load_model
 from tests.bad_images import upload_cases
-from tests.support import as_shown, html_table, image_urls, metrics, open_app, shown_class
+from tests.support import REPO_ROOT, as_shown, html_table, image_urls, metrics, open_app, shown_class
 
 PAGE = "pages/predict.py"
 INPUT_TAB_KEY = "predict_input_tab"
@@ -310,3 +310,26 @@ def test_a_new_upload_computes_only_itself(app, monkeypatch, dev_photo):
     app.run()
     assert not app.exception
     assert (len(predictions), len(explanations)) == (2, 2)  # switching between them computes nothing again
+
+
+def test_an_example_photo_is_classified_until_a_photo_is_uploaded(app, shipped_predictor, dev_photo):
+    """Test that picking an example gives its answer and map (and no offer to save it), and that an upload
+    replaces the examples."""
+    examples = app.get("button_group")  # st.pills
+    assert len(examples) == 1 and examples[0].proto.label == "No photo at hand? Try one of these"
+    app.session_state["predict_example"] = "Coat"
+    app.run()
+    assert not app.exception
+    coat = (REPO_ROOT / "assets" / "examples" / "coat.jpg").read_bytes()
+    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, coat)
+    assert probability_bars(app) == expected_bars(shipped_predictor, coat)
+    assert "On the photo (the model saw only the boxed crop)" in image_urls(app)
+    assert not app.radio  # "Right?": an example is not offered to the photo store
+    assert app.session_state[LAST_INPUT_KEY]["name"] == "example: Coat"
+
+    name, data = dev_photo("dress")
+    app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
+    assert not app.exception
+    assert not app.get("button_group")
+    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, data)
+    assert app.session_state[LAST_INPUT_KEY]["name"] == name

@@ -79,6 +79,20 @@ def test_an_uploaded_photo_gets_a_class_and_probability_bars(page, app_url):
     expect(exceptions(page)).to_have_count(0)
 
 
+def test_an_example_photo_gets_an_answer_until_a_photo_is_uploaded(page, app_url):
+    """Test that a click on an example photo's pill shows its answer and map, and an upload replaces it."""
+    open_page(page, app_url, "predict")
+    examples = main_area(page).locator(selector("stButtonGroup"))
+    examples.get_by_text("Coat", exact=True).click()
+    wait_for_app_run(page)
+    expect_prediction(page, "example")
+    expect(main_area(page).get_by_text("On the photo (the model saw only the boxed crop)")).to_be_visible()
+    upload_files(page, main_area(page).locator(selector("stFileUploader")), dev_photo("dress"))
+    expect_prediction(page, "upload")
+    expect(examples).to_have_count(0)
+    expect(exceptions(page)).to_have_count(0)
+
+
 def test_a_broken_upload_gives_its_message_and_the_page_keeps_working(page, app_url):
     """Test that a truncated PNG shows why it cannot be read, and a good photo uploaded next is classified."""
     broken = truncated_png()
