@@ -121,9 +121,11 @@ def chromium_cpu_seconds() -> dict[str, float]:
     `gpu-process`, `utility`): where the browser's share of the machine goes."""
     used: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
             command = (entry / "cmdline").read_bytes().decode(errors="replace")
-            if entry.name.isdigit() and "chrom" in Path(command.split("\0", 1)[0]).name:
+            if "chrom" in Path(command.split("\0", 1)[0]).name:
                 kind = re.search(r"--type=([a-z-]+)", command)
                 key = kind.group(1) if kind else "browser"
                 used[key] = used.get(key, 0.0) + cpu_seconds(int(entry.name))

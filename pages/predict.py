@@ -62,7 +62,7 @@ SEEN_DIGESTS_KEY = "predict_seen_digests"
 # {photo digest: (kind, text)}: what saving each photo to the photo store gave, shown while the photo is.
 SAVED_PHOTOS_KEY = "predict_saved_photos"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
-# Example photo file -> the class it shows (see assets/examples/README.md for where they come from).
+# Example photo file -> the class it shows, in class order (assets/examples/README.md says where they come from).
 EXAMPLE_FILES = {"tshirt_top.jpg": 0, "trouser.jpg": 1, "dress.jpg": 3, "coat.jpg": 4, "shirt.jpg": 6}
 EXAMPLE_KEY = "predict_example"  # the class name of the example photo picked
 
@@ -125,21 +125,32 @@ def input_probabilities(digest: str, model_key: str, _predictor, _image: np.ndar
     return _predictor.predict_one(_image)
 
 
+def classify_photo(name: str, data: bytes, loaded: LoadedModel, savable: bool = True) -> Classified:
+    """Converts and classifies one photo file, once per content and model; raises `ImageError` for a file
+    that is not a readable photo.
+
+    Args:
+        name: what to call the photo (its file name).
+        data: the file's bytes.
+        loaded: the model that answers.
+        savable: whether the result keeps the file, which offers it for saving to the photo store.
+            Defaults to `True`; the example photos are not offered.
+    """
+    conversion = converted_photo(data)
+    digest = digest_of(data)
+    probabilities = input_probabilities(digest, model_cache_key(loaded), loaded.predictor, conversion.image)
+    return Classified(name, conversion.image, probabilities, conversion, digest, photo=data if savable else None)
+
+
 def classify_uploads(files: list, loaded: LoadedModel) -> tuple[list[Classified], list[tuple[str, str]]]:
     """Converts and classifies uploads, each once per content and model (a new upload leaves the others
     alone); returns the results and `(file name, error)` pairs."""
     results, errors = [], []
-    model_key = model_cache_key(loaded)
     for file in files:
-        data = file.getvalue()
         try:
-            conversion = converted_photo(data)
+            results.append(classify_photo(file.name, file.getvalue(), loaded))
         except ImageError as error:
             errors.append((file.name, str(error)))
-            continue
-        digest = digest_of(data)
-        probabilities = input_probabilities(digest, model_key, loaded.predictor, conversion.image)
-        results.append(Classified(file.name, conversion.image, probabilities, conversion, digest, photo=data))
     return results, errors
 
 
@@ -468,7 +479,7 @@ def upload_tab(loaded: LoadedModel) -> None:
     files = upload_widget()
     if not files:
         st.info("Upload one or more photos to classify them.", icon=":material/upload:")
-        example_tab_part(loaded)
+        offer_examples(loaded)
         return
     results, errors = classify_uploads(files, loaded)
     for name, error in errors:
@@ -484,18 +495,15 @@ def upload_tab(loaded: LoadedModel) -> None:
 def example_photos() -> dict[str, bytes]:
     """{class name: JPEG bytes} of the example photos in `assets/examples`, in the dataset's class order;
     a missing file is left out."""
-    files = sorted(EXAMPLE_FILES.items(), key=lambda item: item[1])
-    return {
-        CLASS_NAMES[index]: (EXAMPLES_DIR / name).read_bytes()
-        for name, index in files
-        if (EXAMPLES_DIR / name).is_file()
-    }
+    paths = {CLASS_NAMES[index]: EXAMPLES_DIR / name for name, index in EXAMPLE_FILES.items()}
+    return {label: path.read_bytes() for label, path in paths.items() if path.is_file()}
 
 
-def example_tab_part(loaded: LoadedModel) -> None:
+def offer_examples(loaded: LoadedModel) -> None:
     """Until a photo is uploaded: a pick of example photos, and the answer for the one picked.
 
-    An example goes through everything an upload does, but is not offered for saving to the photo store.
+    An example is converted, classified and explained as an upload is (and cached the same way), but has
+    no garment box and is not offered for saving to the photo store.
     """
     examples = example_photos()
     if not examples:
@@ -509,14 +517,9 @@ def example_tab_part(loaded: LoadedModel) -> None:
     )
     if picked is None:
         return
-    data = examples[picked]
-    conversion = converted_photo(data)
-    digest = digest_of(data)
-    probabilities = input_probabilities(digest, model_cache_key(loaded), loaded.predictor, conversion.image)
     st.caption(f"An example photo of a **{picked}**.")
-    show_result(
-        Classified(f"example: {picked}", conversion.image, probabilities, conversion, digest), loaded, "example"
-    )
+    result = classify_photo(f"example: {picked}", examples[picked], loaded, savable=False)
+    show_result(result, loaded, key="example")
 
 
 def show_newest_when_files_change(results: list[Classified]) -> None:
@@ -546,15 +549,11 @@ def camera_tab(loaded: LoadedModel) -> None:
     photo = camera_widget()
     if photo is None:
         return
-    data = photo.getvalue()
     try:
-        conversion = converted_photo(data)
+        result = classify_photo("camera photo", photo.getvalue(), loaded)
     except ImageError as error:
         st.error(str(error), icon=":material/broken_image:")
         return
-    digest = digest_of(data)
-    probabilities = input_probabilities(digest, model_cache_key(loaded), loaded.predictor, conversion.image)
-    result = Classified("camera photo", conversion.image, probabilities, conversion, digest, photo=data)
     show_result(with_garment_box(result, loaded, key="camera"), loaded, key="camera")
 
 
