@@ -616,36 +616,43 @@ def background_load(name: str) -> Future | None:
 
 def start_warmup() -> None:
     """Starts loading, once per process (cheap later): the default model, then what a first answer needs, then
-    the dataset.
+    the modules and data of the other pages.
 
     The order is the likeliest visit's: Home (metadata only), Predict (the model, then an answer),
-    and only then the pages that need Fashion-MNIST.
+    and only then the pages that need pandas, the photo store or Fashion-MNIST. Those wait for a
+    quiet moment, so they do not compete with a first visitor's answer for the CPU.
     """
     load_in_background("model", lambda: load_model(DEFAULT_MODEL_NAME))
     load_in_background("answer path", warm_answer_path)
+    load_in_background("other pages' modules", warm_other_pages, when_quiet=True)
     load_in_background("dataset", dataset, when_quiet=True)
 
 
 def warm_answer_path() -> None:
     """Runs a made-up photo through everything the Predict page's first answer runs, outside any session.
 
-    What it saves the first visitor (measured on the 2-core machine): the Predict page's imports
-    (pandas 0.3 s, the photo store's SQLAlchemy 0.2 s), OpenCV's first colour conversion (0.1 s, once
-    per process) and the interpreter's first explanation-sized batch.
+    What it saves the first visitor (measured on the 2-core machine): the conversion's and the
+    explanation's imports, OpenCV's first colour conversion (0.17 s, once per process: it builds its
+    tables) and the interpreter's first explanation-sized batch.
     """
     from PIL import Image
 
     from fashion_core import explain
     from fashion_core.preprocess import photo_steps
 
-    importlib.import_module("pandas")
-    importlib.import_module("fashion_core.photostore")
     canvas = np.full((120, 90, 3), 225, dtype=np.uint8)
     canvas[20:100, 25:65] = (40, 60, 140)  # a dark garment on a light floor
     photo = io.BytesIO()
     Image.fromarray(canvas).save(photo, format="PNG")
     image = photo_steps(photo.getvalue()).image
     explain.default_explanation(load_model(DEFAULT_MODEL_NAME).predictor, image)
+
+
+def warm_other_pages() -> None:
+    """Imports what the other pages and a photo's saving need: pandas (0.6 s here) and the photo store's
+    SQLAlchemy (0.45 s). Neither is on a first answer's path, so they load when the server is quiet."""
+    importlib.import_module("pandas")
+    importlib.import_module("fashion_core.photostore")
 
 
 def loaded_or_waiting(name: str, message: str | None = None) -> bool:

@@ -41,3 +41,33 @@ def test_the_pages_that_need_no_gradients_render_without_importing_tensorflow():
         "('Real photos', False, False), 'Photos', 'Models']"
     )
     assert heavy == "[]"
+
+
+ANSWER_SCRIPT = """
+import sys
+from pathlib import Path
+from streamlit.testing.v1 import AppTest
+
+app = AppTest.from_file({entry!r}, default_timeout=120)
+app.run()
+app.switch_page("pages/predict.py")
+app.run()
+photo = Path({photo!r})
+app.file_uploader(key="predict_upload").set_value((photo.name, photo.read_bytes(), "image/jpeg")).run()
+assert not app.exception, [exception.value for exception in app.exception]
+print([metric.label for metric in app.metric])
+print(sorted({{"tensorflow", "keras", "pandas", "sqlalchemy"}} & set(sys.modules)))
+"""
+
+
+def test_a_first_answer_imports_neither_tensorflow_nor_pandas_nor_the_photo_store():
+    """Test that a fresh process showing Home, then Predict with one photo's answer, has imported neither
+    TensorFlow, pandas nor SQLAlchemy: they are a second or more of a first visitor's wait, and the answer
+    needs none of them (pandas and the store load when someone saves a photo, or when the server is quiet)."""
+    photo = REPO_ROOT / "assets" / "examples" / "coat.jpg"
+    script = ANSWER_SCRIPT.format(entry=str(REPO_ROOT / "streamlit_app.py"), photo=str(photo))
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    labels, heavy = result.stdout.strip().splitlines()[-2:]
+    assert labels == "['Predicted class', 'Confidence']"
+    assert heavy == "[]"

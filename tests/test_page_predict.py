@@ -207,6 +207,17 @@ def test_file_names_are_shown_as_text_in_the_table(app, dev_photo):
     assert [row["File"][0] for row in html_table(body)] == [name, hostile]
 
 
+def test_the_csv_keeps_its_columns_and_quotes_file_names_when_every_file_failed():
+    """Test that a CSV of failures alone has every column, and that a name with a comma and quotes survives."""
+    from pages.predict import results_csv
+
+    name = 'front, "best" side.png'
+    table = pd.read_csv(io.StringIO(results_csv([], [(name, "The PNG image is truncated or corrupt.")])))
+    assert list(table.columns) == ["file", "predicted_class", "confidence", *(f"p_{c}" for c in CLASS_NAMES), "error"]
+    assert table["file"].tolist() == [name] and table["error"].tolist() == ["The PNG image is truncated or corrupt."]
+    assert table.drop(columns=["file", "error"]).isna().all(axis=None)
+
+
 def test_a_camera_photo_is_classified(app, shipped_predictor, dev_photo):
     """Test that a photo from the camera input gets a class and its own bars."""
     _, data = dev_photo("tshirt_top")

@@ -64,10 +64,8 @@ def test_a_page_shows_a_loading_note_until_its_load_is_over(background_loads):
 
 
 def test_the_answer_path_warmup_runs_a_photo_through_the_served_model(monkeypatch):
-    """Test that the warmup converts a photo and explains it with the default model's serving predictor,
-    and imports the Predict page's heavy modules, so a first visitor's answer pays for none of it."""
-    import sys
-
+    """Test that the warmup converts a photo and explains it with the default model's serving predictor, so a
+    first visitor's answer pays for none of its first-call costs."""
     from fashion_core import explain
     from fashion_core.serving import LiteRTPredictor
 
@@ -83,7 +81,22 @@ def test_the_answer_path_warmup_runs_a_photo_through_the_served_model(monkeypatc
     [(predictor, shape, dtype)] = explained
     assert isinstance(predictor, LiteRTPredictor) and predictor is warmup.load_model("default").predictor
     assert shape == (28, 28) and dtype == "uint8"
-    assert {"pandas", "fashion_core.photostore"} <= set(sys.modules)
+
+
+def test_the_other_pages_warmup_imports_pandas_and_the_photo_store_in_a_fresh_process():
+    """Test that the quiet-time warmup imports what the answer path leaves out: pandas and the photo store."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    script = (
+        "import sys; from pages.common import warm_other_pages; warm_other_pages(); "
+        "print(sorted({'pandas', 'sqlalchemy', 'fashion_core.photostore'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "['fashion_core.photostore', 'pandas', 'sqlalchemy']"
 
 
 def waited(activity: warmup.ServerActivity, **limits) -> tuple[threading.Thread, list[float]]:
