@@ -18,6 +18,22 @@ def _compact(figure: go.Figure, height: int) -> go.Figure:
     return figure
 
 
+def percent_axis(values: Sequence[float]) -> dict:
+    """An axis in percent with as many decimals as the values' spread needs, so that no two ticks read the same.
+
+    Plotly puts about six ticks over the range: accuracies of 94.7% to 94.9% on a `.1%` axis read "94.8%"
+    three times.
+    """
+    finite = [float(value) for value in values if value is not None and np.isfinite(value)]
+    spread = max(finite) - min(finite) if finite else 1.0
+    decimals = 0 if spread >= 0.1 else 1 if spread >= 0.01 else 2
+    return {"tickformat": f".{decimals}%"}
+
+
+def _plotted_values(figure: go.Figure) -> list[float]:
+    return [value for trace in figure.data for value in (trace.y if trace.y is not None else ())]
+
+
 def probability_bar_chart(probabilities: Sequence[float], title: str = "Probabilities") -> go.Figure:
     """Horizontal bars of all ten class probabilities, the predicted class highlighted."""
     probabilities = np.asarray(probabilities, dtype=float)
@@ -291,7 +307,7 @@ def training_curves_chart(
     figure.update_layout(
         title=METRIC_TITLES.get(metric, metric),
         xaxis_title="epoch",
-        yaxis={"tickformat": ".0%"} if metric == "accuracy" else {},
+        yaxis=percent_axis(_plotted_values(figure)) if metric == "accuracy" else {},
         legend={"orientation": "h", "y": -0.25},
         uirevision=metric,  # keeps the user's zoom while the data grows
     )
@@ -328,7 +344,7 @@ def runs_history_chart(histories: dict[str, Sequence[dict]], metric: str = "val_
     figure.update_layout(
         title=f"{METRIC_TITLES.get(metric, metric)} per epoch",
         xaxis_title="epoch",
-        yaxis={"tickformat": ".1%"} if metric.endswith("accuracy") else {},
+        yaxis=percent_axis(_plotted_values(figure)) if metric.endswith("accuracy") else {},
         legend={"orientation": "h", "y": -0.25},
     )
     return _compact(figure, 380)
