@@ -163,7 +163,7 @@ def random_seed() -> int:
 def controls_ui() -> View:
     """Split, classes and order, with a button for a fresh random sample."""
     split_column, classes_column, order_column, button_column = st.columns(
-        [1, 3, 1.4, 1.4], vertical_alignment="bottom"
+        [1.3, 2.7, 1.4, 1.4], vertical_alignment="bottom"
     )
     split = split_column.segmented_control(
         "Split",

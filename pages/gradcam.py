@@ -94,7 +94,7 @@ def pick_random_image(num_images: int) -> None:
 def source_ui(data: FashionMNIST) -> str:
     """The source radio and the Random button; returns the source."""
     st.session_state.setdefault(SOURCE_KEY, BY_INDEX)
-    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    left, right = st.columns([4, 1], vertical_alignment="bottom")  # room for the button's label
     source = left.radio("Image", SOURCES, key=SOURCE_KEY, horizontal=True)
     split = st.session_state.get(SPLIT_KEY, "test")
     right.button(

@@ -160,7 +160,7 @@ def browse_section(store: PhotoStore, counts: PhotoCounts, loaded: LoadedModel |
     else:
         total = sum(counts.of(split)) if label is None else counts.of(split)[label]
     if total == 0:
-        st.info("No photos here yet. Save photos from the Predict page, or import some below.")
+        st.info("No photos here yet. Save photos from the Predict page, or import some on the Import and export tab.")
         return
     page = page_ui(total)
     records = store.list_photos(label, split, limit=PAGE_SIZE, offset=page * PAGE_SIZE, with_photos=True)

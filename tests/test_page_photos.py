@@ -78,7 +78,9 @@ def test_an_empty_store_says_how_to_fill_it():
     assert counts.columns.tolist() == ["Split", *CLASS_NAMES, "All classes"]
     assert counts["Split"].tolist() == ["Train", "Val", "Total"] and counts["All classes"].sum() == 0
     infos = [info.value for info in app.info]
-    assert "No photos here yet. Save photos from the Predict page, or import some below." in infos
+    assert (
+        "No photos here yet. Save photos from the Predict page, or import some on the Import and export tab." in infos
+    )
     assert "There are no val photos yet: a fifth of the photos saved or imported land there." in infos
     assert app.caption[0].value.startswith(f"Stored in `{PhotoStore().url}`. A file on this server")
 
