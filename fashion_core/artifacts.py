@@ -12,8 +12,9 @@ Both are keyed by the model file's content: after `model.keras` changes, `fresh_
 `prepare_model_dir` on every save (in its staging folder, before the folder is published), and
 `python -m fashion_core prepare MODEL_DIR` runs it on an existing folder.
 
-Reading (`fresh_litert_file`, `stored_test_probabilities`, `stored_test_evaluation`) needs neither
-TensorFlow nor Keras; writing imports them when it runs.
+Reading (`fresh_litert_file`, `stored_test_probabilities`, `stored_test_evaluation`, and
+`conv_layer_names_in_file` from `model.keras` itself) needs neither TensorFlow nor Keras; writing imports
+them when it runs.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import contextlib
 import dataclasses
 import hashlib
 import importlib.util
+import json
 import os
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +76,31 @@ def _model_sha256(model_dir: Path) -> str | None:
         return file_sha256(model_dir / MODEL_FILE)
     except OSError:
         return None
+
+
+class ModelFileError(ValueError):
+    """Raised for a `.keras` file whose architecture cannot be read (not a zip, or no readable `config.json`)."""
+
+
+def conv_layer_names_in_file(model_file: str | os.PathLike) -> list[str]:
+    """Names of the 2-D convolution layers of a `.keras` file, first to last, read from its `config.json`.
+
+    What `fashion_core.models.conv_layer_names` gives for the loaded model, without importing TensorFlow:
+    the Grad-CAM page lists a model's layers while TensorFlow is still loading.
+
+    Raises:
+        ModelFileError: when the file is not a `.keras` archive with a model configuration.
+    """
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            config = json.loads(archive.read("config.json"))
+        layers = config["config"]["layers"]
+        return [layer["config"]["name"] for layer in layers if layer.get("class_name") == "Conv2D"]
+    except (OSError, zipfile.BadZipFile, KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ModelFileError(
+            f"{model_file} has no readable model configuration ({type(error).__name__}: {error}). Save the model "
+            f"again with `model.save(path)`. Received: model_file={model_file}"
+        ) from error
 
 
 def check_passes(check: ExportCheck) -> bool:

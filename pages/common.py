@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -514,13 +514,14 @@ def install_rerun_cleanup() -> None:
 # the load runs the page shows a short "Loading ..." note and stops there (the sidebar and the rest
 # of the app stay usable), and it reruns itself when the load is done.
 #
-# `load_in_background(name, load)` starts any other load the same way (TensorFlow for the gradient
-# pages, say), once per process. With `FASHION_STUDIO_BACKGROUND_LOADS=0` (the tests set it, so that
-# an AppTest's first run shows the page, not the note) nothing loads in the background: every page
-# loads what it needs itself, as it did before.
+# `load_in_background(name, load)` starts any other load the same way, once per process: the Grad-CAM
+# page loads the Keras model (and with it TensorFlow) so, in a thread of its own (`keras_model_ready`).
+# With `FASHION_STUDIO_BACKGROUND_LOADS=0` (the tests set it, so that an AppTest's first run shows the
+# page, not the note) nothing loads in the background: every page loads what it needs itself.
 
 BACKGROUND_LOADS_ENV = "FASHION_STUDIO_BACKGROUND_LOADS"
 LOAD_CHECK_EVERY_S = 0.5
+KERAS_MODEL_GRACE_S = 0.3  # how long `keras_model_ready` waits before it shows its note
 LOAD_MESSAGES = {
     "model": "Loading the model...",
     "dataset": "Loading Fashion-MNIST...",
@@ -582,11 +583,21 @@ def _loader() -> tuple[ThreadPoolExecutor, dict[str, Future]]:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fashion-studio-load"), {}
 
 
-def load_in_background(name: str, load: Callable[[], object], when_quiet: bool = False) -> Future | None:
+@st.cache_resource(show_spinner=False)
+def _tensorflow_loader() -> ThreadPoolExecutor:
+    # Loads that import TensorFlow (5 to 10 s) get their own thread, so the model and the dataset never
+    # queue behind one.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fashion-studio-tensorflow")
+
+
+def load_in_background(
+    name: str, load: Callable[[], object], when_quiet: bool = False, imports_tensorflow: bool = False
+) -> Future | None:
     """Starts `load()` in the background thread unless a load called `name` was started before.
 
     With `when_quiet`, the load first waits for a quiet moment (see `ServerActivity.wait_until_quiet`):
-    for what no page is expected to need at once.
+    for what no page is expected to need at once. With `imports_tensorflow`, it runs in a thread of its
+    own, so the other loads do not wait for TensorFlow.
 
     Returns:
         The load's future (its result, or the exception it raised); `None` when background loads
@@ -595,6 +606,8 @@ def load_in_background(name: str, load: Callable[[], object], when_quiet: bool =
     if os.environ.get(BACKGROUND_LOADS_ENV, "1") == "0":
         return None
     executor, futures = _loader()
+    if imports_tensorflow:
+        executor = _tensorflow_loader()
     if name not in futures:
         futures[name] = executor.submit(_run_load, load, server_activity() if when_quiet else None)
     return futures[name]
@@ -668,6 +681,21 @@ def loaded_or_waiting(name: str, message: str | None = None) -> bool:
     server_activity().page_waiting.set()  # a visitor waits: background loads stop waiting for a quiet moment
     _waiting_note(name, message or LOAD_MESSAGES.get(name, f"Loading {name}..."))
     return False
+
+
+def keras_model_ready(loaded: LoadedModel, message: str) -> bool:
+    """Whether `loaded.model`, the Keras model that gradients need, can be read now without a long wait.
+
+    Its first read imports TensorFlow: 5 to 10 s on two cores, more on a fraction of one. With background
+    loads on, that read runs in the background thread and, until it is over, the page shows `message`
+    (and reruns itself when it is), so what needs no gradients stays usable meanwhile. A model already
+    loaded is ready at once. With background loads off (the tests), it is read here.
+    """
+    name = f"keras model {loaded.name}@{_modified_ns(loaded.entry)}"
+    future = load_in_background(name, lambda: loaded.model, imports_tensorflow=True)
+    if future is not None:
+        wait([future], timeout=KERAS_MODEL_GRACE_S)  # a model already loaded comes back at once: no note flashes
+    return loaded_or_waiting(name, message)
 
 
 @st.fragment(run_every=LOAD_CHECK_EVERY_S)

@@ -10,11 +10,11 @@ import pandas as pd
 import streamlit as st
 
 from fashion_core import explain
+from fashion_core.artifacts import ModelFileError, conv_layer_names_in_file
 from fashion_core.charts import probability_bar_chart
 from fashion_core.data import CLASS_NAMES, FashionMNIST
 from fashion_core.explain import ExplainError
 from fashion_core.faithfulness import read_faithfulness
-from fashion_core.models import conv_layer_names
 from pages.common import (
     GRADCAM_REQUEST_KEY,
     LAST_INPUT_KEY,
@@ -23,6 +23,7 @@ from pages.common import (
     as_display_image,
     current_model,
     dataset_or_message,
+    keras_model_ready,
     loaded_or_waiting,
     test_evaluation,
 )
@@ -180,9 +181,19 @@ def _reset_if_missing(key: str, options: list, default) -> None:
         st.session_state[key] = default
 
 
+def model_conv_layers(loaded: LoadedModel) -> list[str]:
+    """The model's convolution layers, read from its file: listing them does not wait for TensorFlow."""
+    try:
+        return conv_layer_names_in_file(loaded.entry.model_file)
+    except ModelFileError:  # a file whose configuration this reader does not know: ask Keras
+        from fashion_core.models import conv_layer_names
+
+        return conv_layer_names(loaded.model)
+
+
 def settings_ui(loaded: LoadedModel, chosen: ChosenImage) -> Settings:
     """Method, layer, target class, opacity and colour map."""
-    layers = conv_layer_names(loaded.model)
+    layers = model_conv_layers(loaded)
     methods = [method for method in explain.METHODS if layers or method not in explain.CONV_METHODS]
     targets = [PREDICTED] + ([TRUE] if chosen.label is not None else []) + list(CLASS_NAMES)
     _reset_if_missing(METHOD_KEY, methods, methods[0])
@@ -207,7 +218,7 @@ def settings_ui(loaded: LoadedModel, chosen: ChosenImage) -> Settings:
     colormap_name = columns[4].selectbox("Colour map", list(explain.COLORMAPS), key=COLORMAP_KEY)
     if not layers:
         st.info(
-            f"This model (`{loaded.model.name}`) has no convolution layer, so Grad-CAM and Grad-CAM++ cannot be "
+            f"This model (`{loaded.name}`) has no convolution layer, so Grad-CAM and Grad-CAM++ cannot be "
             "computed: they need a conv layer's feature maps. The other methods work for every model.",
             icon=":material/info:",
         )
@@ -354,6 +365,27 @@ def gradcam_page() -> None:
         return
     settings = settings_ui(loaded, chosen)
     probabilities = loaded.predictor.predict_one(chosen.image)
+    st.divider()
+    draw_prediction(chosen, probabilities)
+    if settings.method in explain.GRADIENT_METHODS and not keras_model_ready(loaded, gradients_loading(settings)):
+        st.image(as_display_image(chosen.image, DISPLAY_SIZE), caption="What the model sees (28x28)")
+    else:
+        draw_explanations(loaded, chosen, settings, probabilities)
+    with st.expander("All ten probabilities"):
+        st.plotly_chart(probability_bar_chart(probabilities), key="gradcam_probabilities")
+    draw_faithfulness(loaded)
+
+
+def gradients_loading(settings: Settings) -> str:
+    return (
+        f"Loading TensorFlow for {settings.method}: the gradient methods need it, and the server loads it once "
+        "(5 to 10 s on two cores, longer on a fraction of one). Occlusion and RISE need only the model's answers "
+        "and work meanwhile."
+    )
+
+
+def draw_explanations(loaded: LoadedModel, chosen: ChosenImage, settings: Settings, probabilities) -> None:
+    """The maps of the target class, then of the three likeliest classes."""
     class_index = target_class(settings, chosen, probabilities)
     top = [int(i) for i in np.argsort(-probabilities)[:3]]
     try:
@@ -361,13 +393,8 @@ def gradcam_page() -> None:
     except ExplainError as error:
         st.error(str(error), icon=":material/error:")
         return
-    st.divider()
-    draw_prediction(chosen, probabilities)
     draw_maps(chosen, maps[0], settings, class_index)
     draw_top_classes(chosen, maps[1:], top, probabilities, settings)
-    with st.expander("All ten probabilities"):
-        st.plotly_chart(probability_bar_chart(probabilities), key="gradcam_probabilities")
-    draw_faithfulness(loaded)
 
 
 gradcam_page()

@@ -71,3 +71,30 @@ def test_a_first_answer_imports_neither_tensorflow_nor_pandas_nor_the_photo_stor
     labels, heavy = result.stdout.strip().splitlines()[-2:]
     assert labels == "['Predicted class', 'Confidence']"
     assert heavy == "[]"
+
+
+GRADCAM_SCRIPT = """
+import sys
+from streamlit.testing.v1 import AppTest
+
+app = AppTest.from_file({entry!r}, default_timeout=120)
+app.session_state["gradcam_method"] = "Occlusion"
+app.switch_page("pages/gradcam.py")
+app.run()
+assert not app.exception, [exception.value for exception in app.exception]
+print([caption for element in app.image for caption in element.captions][:3])
+print(app.selectbox(key="gradcam_layer").options)
+print(sorted({{"tensorflow", "keras"}} & set(sys.modules)))
+"""
+
+
+def test_the_grad_cam_page_explains_with_occlusion_without_importing_tensorflow():
+    """Test that a fresh process opening the Grad-CAM page on Occlusion draws its maps and lists the model's
+    layers without importing TensorFlow: only the gradient methods need it."""
+    script = GRADCAM_SCRIPT.format(entry=str(REPO_ROOT / "streamlit_app.py"))
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    captions, layers, heavy = result.stdout.strip().splitlines()[-3:]
+    assert captions == "['What the model sees (28x28)', 'Heat map', 'Overlay']"
+    assert layers == "['conv1a', 'conv1b', 'conv2a', 'conv2b', 'conv3a', 'conv3b']"
+    assert heavy == "[]"

@@ -2,12 +2,14 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from fashion_core.artifacts import ModelFileError, conv_layer_names_in_file
 from fashion_core.models import (
     ARCHITECTURES,
     ModelOptions,
@@ -142,3 +144,30 @@ def test_the_backend_in_keras_json_is_checked_before_the_training_package_loads_
     assert refused.returncode != 0
     assert "KerasBackendError: Fashion-MNIST Studio needs Keras on the TensorFlow backend" in refused.stderr
     assert "Keras is set to use 'torch'" in refused.stderr and "No module named" not in refused.stderr
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_conv_layer_names_read_from_a_saved_file_are_the_loaded_models(architecture, tmp_path):
+    """Test that the `.keras` file's configuration lists the same convolution layers as the model, in order."""
+    model = build_model(architecture, ModelOptions(augment=architecture != "dense"))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    assert conv_layer_names_in_file(path) == conv_layer_names(model)
+
+
+def test_conv_layer_names_of_a_file_without_a_model_configuration_are_refused(tmp_path):
+    """Test that a file that is no zip, a zip without `config.json` and a configuration without layers each
+    raise `ModelFileError` naming the file."""
+    import zipfile
+
+    not_a_zip = tmp_path / "text.keras"
+    not_a_zip.write_text("not a model")
+    no_config = tmp_path / "empty.keras"
+    with zipfile.ZipFile(no_config, "w") as archive:
+        archive.writestr("model.weights.h5", b"")
+    no_layers = tmp_path / "odd.keras"
+    with zipfile.ZipFile(no_layers, "w") as archive:
+        archive.writestr("config.json", '{"class_name": "Functional", "config": {}}')
+    for path in (not_a_zip, no_config, no_layers, tmp_path / "missing.keras"):
+        with pytest.raises(ModelFileError, match=re.escape(str(path))):
+            conv_layer_names_in_file(path)

@@ -8,7 +8,7 @@ from fashion_core.data import CLASS_NAMES
 from fashion_core.models import ModelOptions, build_model, conv_layer_names
 from fashion_core.registry import ModelRegistry
 from pages.common import GRADCAM_REQUEST_KEY, LAST_INPUT_KEY
-from tests.support import image_urls, open_app
+from tests.support import image_urls, open_app, rerun_until
 
 PAGE = "pages/gradcam.py"
 
@@ -191,3 +191,42 @@ def test_missing_dataset_still_explains_the_last_upload(no_dataset, fashion_data
     assert not app.exception
     assert headline(app).startswith("**Your image “drawing”** · predicted: ")
     assert "On your photo (the crop the model saw)" not in image_urls(app)
+
+
+def test_gradient_methods_wait_for_tensorflow_in_the_background_while_occlusion_works(monkeypatch):
+    """Test that with TensorFlow still loading, the page shows the image, its prediction and a loading note for
+    Grad-CAM, that Occlusion draws its maps meanwhile, and that Grad-CAM's maps come once the model is there."""
+    import threading
+
+    from pages import common
+
+    monkeypatch.setenv(common.BACKGROUND_LOADS_ENV, "1")
+    gate = threading.Event()
+    keras_model = common.LoadedModel.model.fget
+
+    def model_after_the_gate(loaded):
+        assert gate.wait(120), "the test never opened the gate"
+        return keras_model(loaded)
+
+    monkeypatch.setattr(common.LoadedModel, "model", property(model_after_the_gate))
+    app = open_app(PAGE)
+    assert not app.exception
+    assert app.radio(key="gradcam_method").value == "Grad-CAM"
+    assert app.selectbox(key="gradcam_layer").options == conv_layer_names(keras_model(common.load_model("default")))
+    [note] = [info.value for info in app.info]
+    assert note.startswith("Loading TensorFlow for Grad-CAM")
+    assert "predicted:" in headline(app)
+    assert list(image_urls(app)) == ["What the model sees (28x28)"]
+
+    for name in ("model", "dataset"):  # the warmup's loads, started after the first run, do not wait for TensorFlow
+        common.background_load(name).result(timeout=120)
+    app.radio(key="gradcam_method").set_value("Occlusion").run()
+    assert not app.exception and not app.info, [info.value for info in app.info]
+    assert explaining(app).endswith("with Occlusion.") and "Heat map" in image_urls(app)
+
+    app.radio(key="gradcam_method").set_value("Grad-CAM").run()
+    assert [info.value for info in app.info] == [note]
+    gate.set()
+    rerun_until(app, lambda app: "Heat map" in image_urls(app), timeout=120)
+    assert not app.info
+    assert explaining(app).endswith("with Grad-CAM on layer `conv3b`.")

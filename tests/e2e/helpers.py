@@ -90,16 +90,17 @@ def stop(server: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def streamlit_server(user_models_dir: Path, log_path: Path) -> Iterator[str]:
+def streamlit_server(user_models_dir: Path, log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """Runs `streamlit run streamlit_app.py` on a free local port; yields its base URL, then stops it.
 
     Saved models go to `user_models_dir` (`FASHION_STUDIO_MODELS_DIR`), never to `user_models/`, and
     saved photos to a store beside the log (`FASHION_STUDIO_PHOTO_DB`), never to `data/photos.sqlite3`.
-    File watching is off: files edited while the tests run must not rerun the app under test.
+    File watching is off: files edited while the tests run must not rerun the app under test. `env`
+    adds environment variables (`FASHION_STUDIO_BACKGROUND_LOADS=1`, say: the tests turn them off).
     """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "FASHION_STUDIO_MODELS_DIR": str(user_models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "FASHION_STUDIO_MODELS_DIR": str(user_models_dir), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     env["FASHION_STUDIO_PHOTO_DB"] = str(log_path.parent / "photos.sqlite3")
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py"]
     command += ["--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1"]
