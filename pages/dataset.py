@@ -27,6 +27,7 @@ from pages.common import (
     current_model,
     dataset,
     dataset_or_message,
+    keras_model_ready,
     loaded_or_waiting,
     test_evaluation,
 )
@@ -41,6 +42,10 @@ EMBEDDING_SIZE = 3000  # test images in the embedding map, stratified
 EMBEDDING_SEED = 0
 SPLITS = {"test": "Test", "train": "Train"}
 TABS = ("Class distribution", "Mean images", "Embedding map")
+EMBEDDING_LOADING = (
+    "Loading TensorFlow for the embedding map: the model's features need it, and the server loads it once (5 to 10 s "
+    "on two cores, longer on a fraction of one). The rest of the page works meanwhile."
+)
 
 # Keys bound to the URL: each is also its query parameter's name.
 SPLIT_KEY, CLASSES_KEY, ORDER_KEY, PAGE_KEY, IMAGE_KEY, TAB_KEY = "split", "classes", "order", "page", "image", "view"
@@ -380,6 +385,8 @@ def embedding_tab(data: FashionMNIST, loaded: LoadedModel | None) -> None:
     """The PCA map of the model's penultimate features; clicking a point selects that test image."""
     if loaded is None:
         st.info("The embedding map needs a model.", icon=":material/info:")
+        return
+    if not keras_model_ready(loaded, EMBEDDING_LOADING):
         return
     try:
         projected = embedding(loaded, model_key(loaded))

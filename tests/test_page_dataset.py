@@ -8,7 +8,7 @@ from fashion_core import browse
 from fashion_core import registry as registry_module
 from fashion_core.data import CLASS_NAMES
 from pages import common
-from tests.support import open_app, plotly_array, plotly_specs
+from tests.support import open_app, plotly_array, plotly_specs, rerun_until, tensorflow_still_loading, wait_for_warmup
 
 PAGE = "pages/dataset.py"
 
@@ -170,3 +170,17 @@ def test_without_the_dataset_the_page_says_how_to_get_it(no_dataset):
     assert "sudo apt-get install dataset-fashion-mnist" in app.error[0].value
     assert app.title[0].value == "Dataset"
     assert not app.dataframe and not app.image
+
+
+def test_the_embedding_map_waits_for_tensorflow_in_the_background_while_the_grid_works(fashion_data, monkeypatch):
+    """Test that with TensorFlow still loading, the Embedding map tab says so and the grid is drawn, and that the
+    map comes once the model is there."""
+    gate = tensorflow_still_loading(monkeypatch)
+    app = open_dataset_page({"view": "Embedding map"})
+    [note] = [info.value for info in app.info if info.value.startswith("Loading TensorFlow")]
+    assert note.startswith("Loading TensorFlow for the embedding map")
+    assert app.image and not [chart for chart in plotly_specs(app).values() if chart["data"][0]["type"] == "scatter"]
+    gate.set()
+    wait_for_warmup()
+    rerun_until(app, lambda app: any(chart["data"][0]["type"] == "scatter" for chart in plotly_specs(app).values()))
+    assert not [info.value for info in app.info if info.value.startswith("Loading TensorFlow")]

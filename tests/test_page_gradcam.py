@@ -8,7 +8,7 @@ from fashion_core.data import CLASS_NAMES
 from fashion_core.models import ModelOptions, build_model, conv_layer_names
 from fashion_core.registry import ModelRegistry
 from pages.common import GRADCAM_REQUEST_KEY, LAST_INPUT_KEY
-from tests.support import image_urls, open_app, rerun_until
+from tests.support import image_urls, open_app, rerun_until, tensorflow_still_loading, wait_for_warmup
 
 PAGE = "pages/gradcam.py"
 
@@ -193,33 +193,21 @@ def test_missing_dataset_still_explains_the_last_upload(no_dataset, fashion_data
     assert "On your photo (the crop the model saw)" not in image_urls(app)
 
 
-def test_gradient_methods_wait_for_tensorflow_in_the_background_while_occlusion_works(monkeypatch):
+def test_gradient_methods_wait_for_tensorflow_in_the_background_while_occlusion_works(monkeypatch, shipped_model):
     """Test that with TensorFlow still loading, the page shows the image, its prediction and a loading note for
     Grad-CAM, that Occlusion draws its maps meanwhile, and that Grad-CAM's maps come once the model is there."""
-    import threading
 
-    from pages import common
-
-    monkeypatch.setenv(common.BACKGROUND_LOADS_ENV, "1")
-    gate = threading.Event()
-    keras_model = common.LoadedModel.model.fget
-
-    def model_after_the_gate(loaded):
-        assert gate.wait(120), "the test never opened the gate"
-        return keras_model(loaded)
-
-    monkeypatch.setattr(common.LoadedModel, "model", property(model_after_the_gate))
+    gate = tensorflow_still_loading(monkeypatch)
     app = open_app(PAGE)
     assert not app.exception
     assert app.radio(key="gradcam_method").value == "Grad-CAM"
-    assert app.selectbox(key="gradcam_layer").options == conv_layer_names(keras_model(common.load_model("default")))
+    assert app.selectbox(key="gradcam_layer").options == conv_layer_names(shipped_model)
     [note] = [info.value for info in app.info]
     assert note.startswith("Loading TensorFlow for Grad-CAM")
     assert "predicted:" in headline(app)
     assert list(image_urls(app)) == ["What the model sees (28x28)"]
 
-    for name in ("model", "dataset"):  # the warmup's loads, started after the first run, do not wait for TensorFlow
-        common.background_load(name).result(timeout=120)
+    wait_for_warmup()  # the model and the dataset, loaded after the first run, do not queue behind TensorFlow
     app.radio(key="gradcam_method").set_value("Occlusion").run()
     assert not app.exception and not app.info, [info.value for info in app.info]
     assert explaining(app).endswith("with Occlusion.") and "Heat map" in image_urls(app)

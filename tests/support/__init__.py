@@ -1,7 +1,8 @@
 """One harness for the tests: the app under AppTest, the elements a user reads, and Plotly figures.
 
 `open_app(page)` builds and runs the app; `plotly_spec`, `plotly_array`, `image_urls`, `html_table`, `metrics` and
-`rerun_until` read what it shows. The dataset, the shipped model and private folders are fixtures in
+`rerun_until` read what it shows; `tensorflow_still_loading` holds Keras models back, as a server importing
+TensorFlow does. The dataset, the shipped model and private folders are fixtures in
 `tests/conftest.py`.
 """
 
@@ -18,6 +19,8 @@ from tests.support.apptest import (
     plotly_specs,
     rerun_until,
     shown_class,
+    tensorflow_still_loading,
+    wait_for_warmup,
 )
 from tests.support.plotly import plotly_array
 
@@ -35,4 +38,6 @@ __all__ = [
     "plotly_specs",
     "rerun_until",
     "shown_class",
+    "tensorflow_still_loading",
+    "wait_for_warmup",
 ]

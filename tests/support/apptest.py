@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from html.parser import HTMLParser
@@ -127,3 +128,36 @@ def shown_class(probabilities, model_dir: Path = REPO_ROOT / "model_artifacts" /
     if selective is not None and probabilities.max() < selective.threshold:
         return "Unsure"
     return CLASS_NAMES[int(probabilities.argmax())]
+
+
+def tensorflow_still_loading(monkeypatch) -> threading.Event:
+    """Background loads on, with every Keras model's load held back until the returned event is set.
+
+    What a page meets while the server imports TensorFlow: `keras_model_ready` shows its note until the
+    event is set. Keras-model loads that an earlier test finished are forgotten, so they start again.
+    """
+    from pages import common
+
+    monkeypatch.setenv(common.BACKGROUND_LOADS_ENV, "1")
+    futures = common._loader()[1]
+    for name in [name for name in futures if name.startswith("keras model ")]:
+        monkeypatch.delitem(futures, name)
+    gate = threading.Event()
+    keras_model = common.LoadedModel.model.fget
+
+    def model_after_the_gate(loaded):
+        assert gate.wait(120), "the test never let the Keras model load"
+        return keras_model(loaded)
+
+    monkeypatch.setattr(common.LoadedModel, "model", property(model_after_the_gate))
+    return gate
+
+
+def wait_for_warmup() -> None:
+    """Waits for the loads the entry script starts after a first run (the model, the dataset)."""
+    from pages import common
+
+    for name in ("model", "dataset"):
+        future = common.background_load(name)
+        if future is not None:
+            future.result(timeout=120)
