@@ -217,10 +217,15 @@ async def click_until_run(page, target, name: str) -> tuple[float, float]:
     raise TimeoutError(f"Three clicks on {name} started no run")
 
 
+async def click_sidebar_link(page, href: str) -> tuple[float, float]:
+    """Clicks the sidebar's link to a page until a run starts; returns `click_until_run`'s `(since, started)`."""
+    link = page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]')
+    return await click_until_run(page, link, href.rsplit("/", 1)[-1] or "home")
+
+
 async def click_page(page, href: str) -> float:
     """Opens a page from the sidebar; seconds from the click until it is ready."""
-    link = page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]')
-    since, started = await click_until_run(page, link, href.rsplit("/", 1)[-1] or "home")
+    since, started = await click_sidebar_link(page, href)
     await wait_until_ready(page, since)
     return round(time.perf_counter() - started, 2)
 
@@ -232,8 +237,7 @@ USABLE_TEXT = {"Grad-CAM": "predicted:"}
 
 async def click_page_until_usable(page, href: str, text: str) -> tuple[float, float]:
     """Opens a page from the sidebar; seconds from the click until `text` shows in it, and until it is ready."""
-    link = page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]')
-    since, started = await click_until_run(page, link, href.rsplit("/", 1)[-1] or "home")
+    since, started = await click_sidebar_link(page, href)
     await page.locator('[data-testid="stMain"]').get_by_text(text).first.wait_for(timeout=PAGE_TIMEOUT_MS)
     usable = time.perf_counter() - started
     await wait_until_ready(page, since)

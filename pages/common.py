@@ -515,7 +515,8 @@ def install_rerun_cleanup() -> None:
 # of the app stay usable), and it reruns itself when the load is done.
 #
 # `load_in_background(name, load)` starts any other load the same way, once per process: the Grad-CAM
-# page loads the Keras model (and with it TensorFlow) so, in a thread of its own (`keras_model_ready`).
+# viewer and the Dataset page's embedding map load the Keras model (and with it TensorFlow) so, in a
+# thread of its own (`keras_model_ready`).
 # With `FASHION_STUDIO_BACKGROUND_LOADS=0` (the tests set it, so that an AppTest's first run shows the
 # page, not the note) nothing loads in the background: every page loads what it needs itself.
 
@@ -683,18 +684,27 @@ def loaded_or_waiting(name: str, message: str | None = None) -> bool:
     return False
 
 
-def keras_model_ready(loaded: LoadedModel, message: str) -> bool:
+def keras_model_ready(loaded: LoadedModel, purpose: str, meanwhile: str) -> bool:
     """Whether `loaded.model`, the Keras model that gradients need, can be read now without a long wait.
 
     Its first read imports TensorFlow: 5 to 10 s on two cores, more on a fraction of one. With background
-    loads on, that read runs in the background thread and, until it is over, the page shows `message`
-    (and reruns itself when it is), so what needs no gradients stays usable meanwhile. A model already
-    loaded is ready at once. With background loads off (the tests), it is read here.
+    loads on, that read runs in the background thread and, until it is over, the page shows a note (and
+    reruns itself when it is), so what needs no gradients stays usable meanwhile. A model already loaded
+    is ready at once. With background loads off (the tests), it is read here.
+
+    Args:
+        loaded: the model in use.
+        purpose: what waits and why, as in "Grad-CAM: the gradient methods need it".
+        meanwhile: what works while it loads, a sentence.
     """
     name = f"keras model {loaded.name}@{_modified_ns(loaded.entry)}"
     future = load_in_background(name, lambda: loaded.model, imports_tensorflow=True)
     if future is not None:
         wait([future], timeout=KERAS_MODEL_GRACE_S)  # a model already loaded comes back at once: no note flashes
+    message = (
+        f"Loading TensorFlow for {purpose}, and the server loads it once (5 to 10 s on two cores, longer on a "
+        f"fraction of one). {meanwhile}"
+    )
     return loaded_or_waiting(name, message)
 
 

@@ -42,10 +42,6 @@ EMBEDDING_SIZE = 3000  # test images in the embedding map, stratified
 EMBEDDING_SEED = 0
 SPLITS = {"test": "Test", "train": "Train"}
 TABS = ("Class distribution", "Mean images", "Embedding map")
-EMBEDDING_LOADING = (
-    "Loading TensorFlow for the embedding map: the model's features need it, and the server loads it once (5 to 10 s "
-    "on two cores, longer on a fraction of one). The rest of the page works meanwhile."
-)
 
 # Keys bound to the URL: each is also its query parameter's name.
 SPLIT_KEY, CLASSES_KEY, ORDER_KEY, PAGE_KEY, IMAGE_KEY, TAB_KEY = "split", "classes", "order", "page", "image", "view"
@@ -386,7 +382,9 @@ def embedding_tab(data: FashionMNIST, loaded: LoadedModel | None) -> None:
     if loaded is None:
         st.info("The embedding map needs a model.", icon=":material/info:")
         return
-    if not keras_model_ready(loaded, EMBEDDING_LOADING):
+    if not keras_model_ready(
+        loaded, "the embedding map: the model's features need it", "The rest of the page works meanwhile."
+    ):
         return
     try:
         projected = embedding(loaded, model_key(loaded))

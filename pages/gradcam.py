@@ -47,6 +47,7 @@ IMAGE_TITLES = {"test": "Test image", "train": "Training image"}
 PREDICTED, TRUE = "Predicted class", "True class"
 DISPLAY_SIZE = 280  # pixels of each large image
 TOP_SIZE = 196  # pixels of each "why this and not that" image
+GRADIENTS_MEANWHILE = "Occlusion and RISE need only the model's answers and work meanwhile."
 
 
 @dataclass(frozen=True)
@@ -367,21 +368,15 @@ def gradcam_page() -> None:
     probabilities = loaded.predictor.predict_one(chosen.image)
     st.divider()
     draw_prediction(chosen, probabilities)
-    if settings.method in explain.GRADIENT_METHODS and not keras_model_ready(loaded, gradients_loading(settings)):
+    if settings.method in explain.GRADIENT_METHODS and not keras_model_ready(
+        loaded, f"{settings.method}: the gradient methods need it", GRADIENTS_MEANWHILE
+    ):
         st.image(as_display_image(chosen.image, DISPLAY_SIZE), caption="What the model sees (28x28)")
     else:
         draw_explanations(loaded, chosen, settings, probabilities)
     with st.expander("All ten probabilities"):
         st.plotly_chart(probability_bar_chart(probabilities), key="gradcam_probabilities")
     draw_faithfulness(loaded)
-
-
-def gradients_loading(settings: Settings) -> str:
-    return (
-        f"Loading TensorFlow for {settings.method}: the gradient methods need it, and the server loads it once "
-        "(5 to 10 s on two cores, longer on a fraction of one). Occlusion and RISE need only the model's answers "
-        "and work meanwhile."
-    )
 
 
 def draw_explanations(loaded: LoadedModel, chosen: ChosenImage, settings: Settings, probabilities) -> None:
