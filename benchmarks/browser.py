@@ -48,6 +48,8 @@ BUDGET_S = 900  # the whole benchmark; a part that would start after it is skipp
 PAGE_TIMEOUT_MS = 60_000
 UPLOAD_TIMEOUT_MS = 30_000  # an answer later than this counts as a lost upload
 TRAIN_TIMEOUT_S = 300
+# The Quick preset's batch size (`fashion_core.training.PRESETS`, not imported: it would load TensorFlow here).
+QUICK_BATCH_SIZE = 128
 
 # Records each change of Streamlit's run state ("running", "notRunning") with its time. It watches the
 # whole document, not the app's root element: React may replace that element (seen under load), and an
@@ -437,7 +439,7 @@ async def measure_training_in_browser(browser, url: str, pid: int) -> dict:
     first_epoch = [reading.images_per_second for reading in readings if reading.epoch >= 2][:1]
     return {
         "images_per_second_first_epoch": first_epoch[0] if first_epoch else None,
-        "images_per_second_second_epoch": second_epoch_rate(readings, batch_size=128),  # the Quick preset's
+        "images_per_second_second_epoch": second_epoch_rate(readings, QUICK_BATCH_SIZE),
         "rss_mb_peak_during_training": peak_rss,
         "readings": len(readings),
     }
@@ -490,8 +492,7 @@ def measure_training_on_cli(cpus: str | None) -> dict:
     epochs = KERAS_EPOCH_LINE.findall(completed.stdout)
     if len(epochs) < 2:
         return {"error": (completed.stderr or completed.stdout)[-800:]}
-    batch_size = 128  # the Quick preset's
-    first, second = (round(batch_size * 1000 / int(ms_per_step), 1) for _, _, ms_per_step in epochs[:2])
+    first, second = (round(QUICK_BATCH_SIZE * 1000 / int(ms_per_step), 1) for _, _, ms_per_step in epochs[:2])
     return {"images_per_second_first_epoch": first, "images_per_second_second_epoch": second}
 
 

@@ -2,7 +2,15 @@
 
 import pytest
 
-from benchmarks.browser import KERAS_EPOCH_LINE, PROGRESS, ProgressReading, second_epoch_rate, training_ratios
+from benchmarks.browser import (
+    KERAS_EPOCH_LINE,
+    PROGRESS,
+    QUICK_BATCH_SIZE,
+    ProgressReading,
+    second_epoch_rate,
+    training_ratios,
+)
+from fashion_core.training import PRESETS
 
 BATCH_SIZE = 128
 STEPS_PER_EPOCH = 100
@@ -49,3 +57,7 @@ def test_the_patterns_read_the_pages_progress_line_and_keras_epoch_lines():
 
     assert PROGRESS.search(line).groups() == ("2", "3", "17", "422", "1,425")
     assert [ms for _, _, ms in KERAS_EPOCH_LINE.findall(keras_output)] == ["97", "71"]
+
+
+def test_the_benchmarks_batch_size_is_the_quick_presets():
+    assert PRESETS["Quick"].batch_size == QUICK_BATCH_SIZE
