@@ -5,14 +5,18 @@ import threading
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from fashion_core.evaluation import evaluate_model
 from fashion_core.training import PRESETS, ProgressRecorder, TrainingConfig, TrainingFailed, train
 from fashion_core.training.callbacks import RestoreBestWeights
 from fashion_core.training.loop import (
+    RunData,
     augmented_learning_rate,
     clean_phase_learning_rate,
+    make_dataset,
     make_optimizer,
+    make_training_dataset,
     mixed_weights,
     split_training_data,
     warmup_steps_for,
@@ -109,6 +113,28 @@ def test_clean_epochs_follow_on_without_augmentation_layers(fashion_data):
     metadata = result.metadata()
     assert metadata["validation_accuracy"] == pytest.approx(max(log["val_accuracy"] for log in result.history))
     assert 0.0 < metadata["validation_accuracy_flip_average"] <= 1.0
+
+
+def test_an_endless_dataset_shuffles_each_pass_on_its_own_and_ends_each_with_the_smaller_batch():
+    images = np.repeat(np.arange(10, dtype=np.uint8), 28 * 28).reshape(10, 28, 28)  # image i is all i
+    dataset = make_dataset(images, np.arange(10), batch_size=4, shuffle_seed=1, endless=True)
+    assert dataset.cardinality() == tf.data.INFINITE_CARDINALITY
+    batches = [(x.numpy(), y.numpy()) for x, y in dataset.take(6)]  # two passes of 4 + 4 + 2
+    assert [len(x) for x, _ in batches] == [4, 4, 2, 4, 4, 2]
+    assert all(x.dtype == np.float32 and x.shape[1:] == (28, 28, 1) for x, _ in batches)
+    passes = [np.concatenate([x[:, 0, 0, 0] for x, _ in batches[start : start + 3]]) for start in (0, 3)]
+    assert [sorted(order.tolist()) for order in passes] == [list(range(10))] * 2  # each image once per pass
+    assert passes[0].tolist() != passes[1].tolist()  # reshuffled
+    for x, y in batches:
+        np.testing.assert_array_equal(y.argmax(axis=1), x[:, 0, 0, 0])  # labels stay with their images
+
+
+def test_a_run_reads_its_training_batches_from_one_endless_dataset(fashion_data):
+    """Keras keeps one iterator of an endless dataset for a whole `fit`; a finite one it remakes every epoch."""
+    config = TrainingConfig(**TINY)
+    (train_images, train_labels), (val_images, val_labels) = split_training_data(config, fashion_data)
+    run_data = RunData(train_images, train_labels, val_images, val_labels)
+    assert make_training_dataset(config, run_data).cardinality() == tf.data.INFINITE_CARDINALITY
 
 
 def test_mixed_weights_lie_on_the_line_between_the_two_and_keep_their_types():

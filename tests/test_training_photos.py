@@ -51,16 +51,21 @@ def test_photo_share_needs_photos_and_has_a_range():
 
 def test_each_mixed_batch_holds_its_share_of_photos_and_an_epoch_is_one_pass_over_the_dataset(photo_folder):
     photos = load_photo_folder(photo_folder, "train")
-    images = np.zeros((100, 28, 28), np.uint8)  # dataset images all black, class 9
+    images = np.repeat(np.arange(1, 101, dtype=np.uint8), 28 * 28).reshape(100, 28, 28)  # image i is all i+1
     labels = np.full(100, 9, np.uint8)
     config = TrainingConfig(photos=str(photo_folder), photo_share=0.25, batch_size=16, seed=3)
-    batches = list(make_mixed_dataset(images, labels, photos, config))
-    assert len(batches) == 100 // 12
+    dataset = make_mixed_dataset(images, labels, photos, config)
+    assert dataset.cardinality() == tf.data.INFINITE_CARDINALITY
+    steps = 100 // 12  # an epoch: 8 batches of 12 dataset images (4 left out) and 4 photos
+    batches = list(dataset.take(2 * steps))
     for x, y in batches:
         assert x.shape == (16, 28, 28, 1) and y.shape == (16, 10)
         classes = y.numpy().argmax(axis=1)
-        assert (classes[:12] == 9).all() and (x.numpy()[:12] == 0).all()
+        assert (classes[:12] == 9).all()
         assert set(classes[12:]) <= set(photos.labels.tolist()) and x.numpy()[12:].max() > 0
+    passes = [[int(x[i, 0, 0, 0]) for x, _ in epoch for i in range(12)] for epoch in (batches[:steps], batches[steps:])]
+    assert [len(set(seen)) for seen in passes] == [96, 96]  # each epoch shows 96 different dataset images
+    assert passes[0] != passes[1]  # in a new order
 
 
 def test_photo_augmentation_keeps_the_frame_and_changes_the_photo(photo_folder):

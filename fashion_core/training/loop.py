@@ -61,16 +61,29 @@ class TrainingResult:
         }
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
+def make_dataset(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None, endless: bool = False
+) -> tf.data.Dataset:
     """Batches uint8 images into float32 `(B, 28, 28, 1)` and one-hot labels, one batch at a time.
 
     Converting per batch keeps memory at the uint8 size of the set (47 MB for the training images),
     not the 188 MB of a float32 copy.
+
+    Args:
+        images: uint8 `(N, 28, 28)`.
+        labels: class indices `(N,)`.
+        batch_size: images per batch; each pass ends with the smaller batch that is left.
+        shuffle_seed: shuffles the images anew on each pass, by this seed; `None` keeps their order.
+        endless: repeats the passes forever, each one batched and shuffled on its own (so no batch
+            spans two passes), for `fit(..., steps_per_epoch=...)`: see `FitPlan.fit`.
     """
     dataset = tf.data.Dataset.from_tensor_slices((images[..., None], labels))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(min(len(labels), 20000), seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(
+    dataset = dataset.batch(batch_size)
+    if endless:
+        dataset = dataset.repeat()
+    dataset = dataset.map(
         lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(tf.cast(y, tf.int32), NUM_CLASSES)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
@@ -311,13 +324,15 @@ def make_mixed_dataset(
     """Batches of `photos_per_batch` augmented photos (drawn over and over), Fashion-MNIST for the rest.
 
     An epoch is one pass over the Fashion-MNIST images (the last incomplete batch is dropped, a
-    different one each epoch as they are shuffled); the photos repeat as often as that takes.
+    different one each epoch as they are shuffled); the photos repeat as often as that takes. The
+    passes repeat forever, as `make_dataset(..., endless=True)`'s do.
     """
     num_photos = photos_per_batch(config)
     dataset_part = (
         tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype(np.int32)))
         .shuffle(min(len(labels), 20000), seed=config.seed, reshuffle_each_iteration=True)
         .batch(config.batch_size - num_photos, drop_remainder=True)
+        .repeat()
     )
     photo_part = (
         tf.data.Dataset.from_tensor_slices((photos.images[..., None], photos.labels.astype(np.int32)))
@@ -336,10 +351,15 @@ def make_mixed_dataset(
 
 
 def make_training_dataset(config: TrainingConfig, run_data: RunData) -> tf.data.Dataset:
-    """The run's training batches: with photos mixed in when `photo_share` is set."""
+    """The run's training batches, endless (an epoch is `steps_per_epoch_for` batches of them).
+
+    With photos mixed in when `photo_share` is set.
+    """
     if photos_per_batch(config):
         return make_mixed_dataset(run_data.train_images, run_data.train_labels, run_data.photo_train, config)
-    return make_dataset(run_data.train_images, run_data.train_labels, config.batch_size, shuffle_seed=config.seed)
+    return make_dataset(
+        run_data.train_images, run_data.train_labels, config.batch_size, shuffle_seed=config.seed, endless=True
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -429,7 +449,8 @@ def build_run_model(config: TrainingConfig, steps_per_epoch: int, init_model: ke
 class FitPlan:
     """What every phase's `fit` shares: the batches, the callbacks that watch the run, and verbosity."""
 
-    train_dataset: tf.data.Dataset
+    train_dataset: tf.data.Dataset  # endless: `steps_per_epoch` batches make an epoch
+    steps_per_epoch: int
     val_dataset: tf.data.Dataset
     recorder: ProgressRecorder
     best: RestoreBestWeights
@@ -439,8 +460,16 @@ class FitPlan:
     verbose: int = 0
 
     def fit(self, model: keras.Model, epochs: int, initial_epoch: int = 0, schedule=()) -> None:
+        """`model.fit` over the plan's batches, reading them through one iterator for all its epochs.
+
+        Keras makes a new iterator of a finite dataset at each epoch's start (and one more at each
+        epoch's end, which the next start replaces), and each one destroyed waits for its
+        background threads and refills the shuffle buffer. An endless dataset with
+        `steps_per_epoch` keeps one iterator for the whole `fit`.
+        """
         model.fit(
             self.train_dataset,
+            steps_per_epoch=self.steps_per_epoch,
             validation_data=self.val_dataset,
             initial_epoch=initial_epoch,
             epochs=epochs,
@@ -473,7 +502,9 @@ def make_fit_plan(
         run_data.val_images, run_data.val_labels, 512 // num_replicas * num_replicas, shuffle_seed=None
     )
     train_dataset = make_training_dataset(config, run_data)
-    return FitPlan(train_dataset, val_dataset, recorder, best, stopper, watchers, callbacks or [], verbose)
+    return FitPlan(
+        train_dataset, steps_per_epoch, val_dataset, recorder, best, stopper, watchers, callbacks or [], verbose
+    )
 
 
 def run_augmented_phase(model: keras.Model, config: TrainingConfig, plan: FitPlan) -> int:

@@ -52,14 +52,16 @@ def wait_for_more_points(page, than: int) -> int:
 
 
 def test_a_quick_run_shows_live_curves_stops_saves_and_can_be_picked(page, app_url, user_models_dir, screenshot):
-    """Test that a Quick run on 500 images updates its curves, stops, saves, and is offered for predictions."""
+    """Test that a Quick run on 2500 images updates its curves, stops, saves, and is offered for predictions."""
     open_page(page, app_url, "train")
     main = main_area(page)
     expect(main.get_by_role("combobox", name="Preset", exact=True)).to_have_value("Quick")
     architecture = main.get_by_role("combobox", name="Architecture", exact=True).input_value().split(":")[0]
     press_on_slider(page, "Training images (stratified subset)", "Home")  # 500 images, the minimum
-    press_on_slider(page, "Epochs", "End")  # long enough to watch it and stop it
-    expect(slider_input(page, "Training images (stratified subset)")).to_have_value("500")
+    for _ in range(4):  # then 2500: 100 epochs of them last a minute or more, long enough to watch and stop
+        press_on_slider(page, "Training images (stratified subset)", "ArrowRight")
+    press_on_slider(page, "Epochs", "End")
+    expect(slider_input(page, "Training images (stratified subset)")).to_have_value("2500")
 
     main.get_by_role("button", name="Start training").click()
     first = wait_for_more_points(page, 0)
