@@ -4,7 +4,8 @@ import streamlit as st
 
 from fashion_core.data import CLASS_NAMES
 from fashion_core.metadata import ARCHITECTURE_DESCRIPTIONS
-from pages.common import LoadedModel, app_page, code_span, current_model, test_accuracy_metric
+from fashion_core.registry import ModelEntry
+from pages.common import app_page, code_span, current_model_entry, test_accuracy_metric
 
 PAGE_GUIDE = [
     ("Predict", "Upload a clothing photo, take one with the camera, or draw one, and get the class and why."),
@@ -28,11 +29,12 @@ def per_class_accuracy_bars(per_class: dict[str, float]) -> None:
         st.progress(min(max(float(accuracy), 0.0), 1.0), text=f"{name} · {accuracy:.1%}")
 
 
-def model_card(loaded: LoadedModel) -> None:
-    """The chosen model's facts: architecture, size, accuracy, per-class accuracy, training run."""
-    metadata = loaded.entry.metadata
+def model_card(entry: ModelEntry) -> None:
+    """The chosen model's facts, all from its `metadata.json`: architecture, size, accuracy, per-class
+    accuracy, training run."""
+    metadata = entry.metadata
     architecture = metadata.architecture
-    st.subheader(f"Model in use: `{loaded.name}`")
+    st.subheader(f"Model in use: `{entry.name}`")
     st.caption(ARCHITECTURE_DESCRIPTIONS.get(architecture, architecture))
     columns = st.columns(4)
     test_accuracy_metric(columns[0], metadata)
@@ -67,9 +69,9 @@ def home_page() -> None:
     for column, (page, description) in zip(st.columns(3) * 2, PAGE_GUIDE):
         column.markdown(f"**{page}**: {description}")
 
-    loaded = current_model()
-    if loaded is not None:
-        model_card(loaded)
+    entry = current_model_entry()
+    if entry is not None:
+        model_card(entry)
 
 
 home_page()

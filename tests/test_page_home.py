@@ -6,6 +6,7 @@ import shutil
 from fashion_core import registry as registry_module
 from fashion_core.models import ModelOptions, build_model
 from fashion_core.registry import ModelRegistry
+from pages import common
 from tests.conftest import SHIPPED_MODEL_DIR
 from tests.support import metrics, open_app
 
@@ -21,6 +22,18 @@ def test_home_shows_the_shipped_model_card():
     assert shown["Parameters"] == f"{metadata['parameter_count']:,}"
     assert app.subheader[0].value == "Model in use: `default`"
     assert app.sidebar.selectbox(key="model_name").value == "default"
+
+
+def test_home_draws_the_card_from_metadata_without_loading_the_model(monkeypatch):
+    """Test that Home, a fresh server's first page, does not wait for the serving runtime and the model file."""
+
+    def must_not_load(*args):
+        raise AssertionError("Home loaded the model")
+
+    monkeypatch.setattr(common, "_cached_model", must_not_load)
+    app = open_app()
+    assert not app.exception
+    assert app.subheader[0].value == "Model in use: `default`"
 
 
 def test_home_shows_each_class_accuracy_lowest_first():
