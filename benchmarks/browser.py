@@ -61,13 +61,32 @@ WATCH_RUNS = """() => {
     new MutationObserver(() => window.__runs.push([state(), performance.now()]))
         .observe(document.body, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
 }"""
-# A run has ended after `since` (a click during a run continues that run, so its start may be earlier),
-# everything is drawn, and nothing says it is still loading (the model, TensorFlow or the dataset).
-READY = """(since) => {
+# The page a sidebar click asked for has run: the run state changed after the click (`since`), or the
+# clicked link (`href`) is the current page and the main area no longer shows what it showed before the
+# click (`before`). The second is for a run that starts and ends within one frame of the page: its run
+# state then never changes in the page (seen on a fresh server's first click on Predict, about one
+# click in six), though the page did run and is drawn.
+PAGE_RAN = """({since, href, before}) => {
+    if ((window.__runs || []).some(([state, at]) => at >= since)) return true;
+    const current = document.querySelector('[data-testid="stSidebarNav"] a[aria-current="page"]');
+    const main = document.querySelector('[data-testid="stMain"]');
+    return !!current && current.getAttribute('href') === href && !!main && main.innerText !== before;
+}"""
+# The page a click asked for has run and ended (a click during a run continues that run, so its start may
+# be earlier than the click; a run within one frame shows no state change, see PAGE_RAN), everything is
+# drawn, and nothing says it is still loading (the model, TensorFlow or the dataset).
+READY = """({since, href, before}) => {
     const app = document.querySelector('[data-testid="stApp"]');
     if (!app || app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
     if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-    if (!(window.__runs || []).some(([state, at]) => state === 'notRunning' && at >= since)) return false;
+    const runs = (window.__runs || []).filter(([state, at]) => at >= since);
+    const ended = runs.some(([state]) => state === 'notRunning');
+    if (!ended) {
+        const current = document.querySelector('[data-testid="stSidebarNav"] a[aria-current="page"]');
+        const main = document.querySelector('[data-testid="stMain"]');
+        const withinOneFrame = !runs.length && !!current && current.getAttribute('href') === href;
+        if (!withinOneFrame || !main || main.innerText === before) return false;
+    }
     if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"], [data-testid="stSpinner"]'))
         return false;
     const main = document.querySelector('[data-testid="stMain"]');
@@ -178,9 +197,26 @@ async def now(page) -> float:
     return await page.evaluate("() => performance.now()")
 
 
-async def wait_until_ready(page, since: float, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+@dataclass(frozen=True)
+class PageClick:
+    """What a click on a sidebar link leaves to tell its run by: when it was made (the page's
+    `performance.now()`), the link's `href`, and the main area's text just before it."""
+
+    since: float
+    href: str
+    before: str
+
+    def arg(self) -> dict:
+        return {"since": self.since, "href": self.href, "before": self.before}
+
+
+async def main_text(page) -> str:
+    return await page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.innerText ?? ''")
+
+
+async def wait_until_ready(page, click: PageClick, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
     await page.evaluate(WATCH_RUNS)
-    await page.wait_for_function(READY, arg=since, timeout=timeout_ms, polling=50)
+    await page.wait_for_function(READY, arg=click.arg(), timeout=timeout_ms, polling=50)
 
 
 async def open_app(page, url: str) -> None:
@@ -198,38 +234,34 @@ async def sidebar_pages(page) -> dict[str, str]:
     return dict(links)
 
 
-RUN_SINCE = "(since) => (window.__runs || []).some(([state, at]) => at >= since)"
-CLICK_RETRIES = []  # (link, seconds) of every click that started no run and was made again
+CLICK_RETRIES = []  # the page of every sidebar click after which the page did not run, made again
 
 
-async def click_until_run(page, target, name: str) -> tuple[float, float]:
-    """Clicks `target` until a run starts; returns `(since, started)` of the click that started it.
+async def click_sidebar_link(page, href: str) -> tuple[PageClick, float]:
+    """Clicks the sidebar's link to a page until the page runs; returns the click that worked and its
+    `perf_counter()` time.
 
-    A click that starts no run within 5 s (seen now and then in headless Chromium under load, on
-    sidebar links and the uploader's Remove button alike) is made again and noted in
-    `CLICK_RETRIES`; the time is counted from the click that worked.
+    A click after which the page does not run within 5 s (seen now and then in headless Chromium
+    under load) is made again and noted in `CLICK_RETRIES`; the time is counted from the click that
+    worked.
     """
-    for _ in range(3):
-        since, started = await now(page), time.perf_counter()
-        await target.click()
-        try:
-            await page.wait_for_function(RUN_SINCE, arg=since, timeout=5_000, polling=50)
-            return since, started
-        except Exception:
-            CLICK_RETRIES.append(name)
-    raise TimeoutError(f"Three clicks on {name} started no run")
-
-
-async def click_sidebar_link(page, href: str) -> tuple[float, float]:
-    """Clicks the sidebar's link to a page until a run starts; returns `click_until_run`'s `(since, started)`."""
     link = page.locator(f'[data-testid="stSidebarNav"] a[href="{href}"]')
-    return await click_until_run(page, link, href.rsplit("/", 1)[-1] or "home")
+    for _ in range(3):
+        click = PageClick(await now(page), href, await main_text(page))
+        started = time.perf_counter()
+        await link.click()
+        try:
+            await page.wait_for_function(PAGE_RAN, arg=click.arg(), timeout=5_000, polling=50)
+            return click, started
+        except Exception:
+            CLICK_RETRIES.append(href.rsplit("/", 1)[-1] or "home")
+    raise TimeoutError(f"Three clicks on {href} did not run its page")
 
 
 async def click_page(page, href: str) -> float:
     """Opens a page from the sidebar; seconds from the click until it is ready."""
-    since, started = await click_sidebar_link(page, href)
-    await wait_until_ready(page, since)
+    click, started = await click_sidebar_link(page, href)
+    await wait_until_ready(page, click)
     return round(time.perf_counter() - started, 2)
 
 
@@ -240,10 +272,10 @@ USABLE_TEXT = {"Grad-CAM": "predicted:"}
 
 async def click_page_until_usable(page, href: str, text: str) -> tuple[float, float]:
     """Opens a page from the sidebar; seconds from the click until `text` shows in it, and until it is ready."""
-    since, started = await click_sidebar_link(page, href)
+    click, started = await click_sidebar_link(page, href)
     await page.locator('[data-testid="stMain"]').get_by_text(text).first.wait_for(timeout=PAGE_TIMEOUT_MS)
     usable = time.perf_counter() - started
-    await wait_until_ready(page, since)
+    await wait_until_ready(page, click)
     return round(usable, 2), round(time.perf_counter() - started, 2)
 
 
