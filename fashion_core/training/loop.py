@@ -449,8 +449,7 @@ def build_run_model(config: TrainingConfig, steps_per_epoch: int, init_model: ke
 class FitPlan:
     """What every phase's `fit` shares: the batches, the callbacks that watch the run, and verbosity."""
 
-    train_dataset: tf.data.Dataset  # endless: `steps_per_epoch` batches make an epoch
-    steps_per_epoch: int
+    train_dataset: tf.data.Dataset  # endless: the recorder's `steps_per_epoch` batches make an epoch
     val_dataset: tf.data.Dataset
     recorder: ProgressRecorder
     best: RestoreBestWeights
@@ -469,7 +468,7 @@ class FitPlan:
         """
         model.fit(
             self.train_dataset,
-            steps_per_epoch=self.steps_per_epoch,
+            steps_per_epoch=self.recorder.steps_per_epoch,
             validation_data=self.val_dataset,
             initial_epoch=initial_epoch,
             epochs=epochs,
@@ -502,9 +501,7 @@ def make_fit_plan(
         run_data.val_images, run_data.val_labels, 512 // num_replicas * num_replicas, shuffle_seed=None
     )
     train_dataset = make_training_dataset(config, run_data)
-    return FitPlan(
-        train_dataset, steps_per_epoch, val_dataset, recorder, best, stopper, watchers, callbacks or [], verbose
-    )
+    return FitPlan(train_dataset, val_dataset, recorder, best, stopper, watchers, callbacks or [], verbose)
 
 
 def run_augmented_phase(model: keras.Model, config: TrainingConfig, plan: FitPlan) -> int:
