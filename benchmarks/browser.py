@@ -79,17 +79,15 @@ READY = """({since, href, before}) => {
     const app = document.querySelector('[data-testid="stApp"]');
     if (!app || app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
     if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+    const main = document.querySelector('[data-testid="stMain"]');
     const runs = (window.__runs || []).filter(([state, at]) => at >= since);
-    const ended = runs.some(([state]) => state === 'notRunning');
-    if (!ended) {
+    if (!runs.some(([state]) => state === 'notRunning')) {  // no end seen: only a run within one frame
         const current = document.querySelector('[data-testid="stSidebarNav"] a[aria-current="page"]');
-        const main = document.querySelector('[data-testid="stMain"]');
         const withinOneFrame = !runs.length && !!current && current.getAttribute('href') === href;
         if (!withinOneFrame || !main || main.innerText === before) return false;
     }
     if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"], [data-testid="stSpinner"]'))
         return false;
-    const main = document.querySelector('[data-testid="stMain"]');
     return !/Loading (the model|TensorFlow|Fashion-MNIST)/i.test(main ? main.innerText : '');
 }"""
 # The Predict page holds `files` photos and shows the answer for the photo `name`, and is done: no run
