@@ -23,32 +23,38 @@ from tests.e2e.helpers import (
 pytestmark = pytest.mark.e2e
 
 MODEL_NAME = "e2e-quick"
-LIVE_LOSS_CHART = ".st-key-train_live_loss .js-plotly-plot"
+LIVE_CURVE_SELECTOR = ".st-key-train_live_loss .js-plotly-plot"
 TRAINING_TIMEOUT_MS = 180_000
 
 
-def batch_points(page) -> int:
-    """How many per-batch points the live loss chart shows now (0 before it is drawn)."""
+def curve_end(page) -> float:
+    """Where the live loss chart's training curve ends now, in epochs (0 before it is drawn).
+
+    The end, not the number of points: a live curve is binned to at most 300 points, so its point
+    count stops growing (and can shrink) once a run passes 300 batches, while its end keeps moving on.
+    """
     return page.evaluate(
         """(selector) => {
             const plot = document.querySelector(selector);
-            return plot && plot._fullData ? plot._fullData[0].x.length : 0;
+            const x = plot && plot._fullData ? plot._fullData[0].x : [];
+            return x.length ? x[x.length - 1] : 0;
         }""",
-        LIVE_LOSS_CHART,
+        LIVE_CURVE_SELECTOR,
     )
 
 
-def wait_for_more_points(page, than: int) -> int:
-    """Waits until the live chart has been redrawn with more than `than` points; returns the new count."""
+def wait_for_longer_curve(page, than: float) -> float:
+    """Waits until the live chart has been redrawn with its curve ending beyond `than` epochs; returns the new end."""
     page.wait_for_function(
         """([selector, than]) => {
             const plot = document.querySelector(selector);
-            return plot && plot._fullData && plot._fullData[0].x.length > than;
+            const x = plot && plot._fullData ? plot._fullData[0].x : [];
+            return x.length > 0 && x[x.length - 1] > than;
         }""",
-        arg=[LIVE_LOSS_CHART, than],
+        arg=[LIVE_CURVE_SELECTOR, than],
         timeout=TRAINING_TIMEOUT_MS,
     )
-    return batch_points(page)
+    return curve_end(page)
 
 
 def test_a_quick_run_shows_live_curves_stops_saves_and_can_be_picked(page, app_url, user_models_dir, screenshot):
@@ -64,9 +70,9 @@ def test_a_quick_run_shows_live_curves_stops_saves_and_can_be_picked(page, app_u
     expect(slider_input(page, "Training images (stratified subset)")).to_have_value("2500")
 
     main.get_by_role("button", name="Start training").click()
-    first = wait_for_more_points(page, 0)
-    second = wait_for_more_points(page, first)
-    wait_for_more_points(page, second)  # three draws: the curves grew twice
+    first = wait_for_longer_curve(page, 0)
+    second = wait_for_longer_curve(page, first)
+    wait_for_longer_curve(page, second)  # three draws: the curves grew twice
     expect(metric_value(main, "Status")).to_have_text("running")
     expect(main.get_by_text("Epoch ", exact=False).first).to_be_visible()
     screenshot(page, "1-running")
