@@ -2,10 +2,11 @@
 
 What each interaction runs: the tabs report which one is open (`st.tabs(on_change="rerun")`) and only
 the open tab classifies and draws (the closed Upload and Camera tabs keep their widget, so their files
-stay, and nothing else); every upload's conversion, probabilities, explanation and thumbnail are cached
-per file content and model, so a new upload computes only itself; picking another file's details
-reruns only that fragment, not the table. Until a photo is uploaded, the Upload tab offers example
-photos, which go through the same cached steps.
+stay, and nothing else); each open tab is a fragment, so an upload, a camera photo or a stroke on the
+canvas reruns that tab alone, not the title, the tips or the sidebar; every upload's conversion,
+probabilities, explanation and thumbnail are cached per file content and model, so a new upload
+computes only itself; picking another file's details reruns only that fragment, not the table. Until
+a photo is uploaded, the Upload tab offers example photos, which go through the same cached steps.
 """
 
 from __future__ import annotations
@@ -169,7 +170,10 @@ def unsure_message(probabilities: np.ndarray, selective: SelectiveAnswer | None)
 def input_explanation(
     digest: str, model_key: str, class_index: int, _loaded: LoadedModel, _image: np.ndarray
 ) -> np.ndarray:
-    """`explain.default_explanation` of the input with content `digest`, computed once per model and class."""
+    """`explain.default_explanation` of the input with content `digest`, computed once per model and class.
+
+    Forward passes through the app's predictor only (LiteRT when the model has a checked export).
+    """
     return explain.default_explanation(_loaded.predictor, _image, class_index)
 
 
@@ -248,6 +252,9 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
     `key` names the input (`"upload"`, `"example"`, `"camera"` or `"drawing"`) and keys its widgets.
     """
     remember_input(result, source=key)
+    # Computed before anything is drawn, so that the answer reaches the browser in one piece rather
+    # than drawn up to the explanation and finished once it is computed.
+    heatmap = input_explanation(result.digest, model_cache_key(loaded), result.top_class, loaded, result.image)
     seen, answer = st.columns([1, 2])
     seen.image(as_display_image(result.image, DISPLAY_SIZE), caption="What the model sees (28x28)")
     with answer:
@@ -265,7 +272,7 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
         show_probabilities(result.probabilities, key)
         if result.photo is not None:
             photo_feedback(result, loaded, key)
-    show_explanation(result, loaded)
+    show_explanation(result, heatmap)
     if result.conversion is not None:
         show_conversion_steps(result.conversion, key)
 
@@ -282,17 +289,33 @@ def show_conversion_steps(conversion: PhotoConversion, key: str) -> None:
 
 
 def show_probabilities(probabilities: np.ndarray, key: str) -> None:
-    """A bar per class, in the dataset's order, the top class in bold.
+    """A bar per class, in the dataset's order, the top class in bold: `probabilities_html` in one element."""
+    with st.container(key=f"{key}_probabilities"):
+        st.html(probabilities_html(probabilities))
 
-    Native progress bars rather than a Plotly chart: the answer is drawn without the browser first
-    loading Plotly's 4.7 MB script, which is most of a first answer's wait on a slow device.
-    """
+
+# The probabilities are one HTML element, not ten `st.progress` bars and a caption: the browser renders
+# every element again on each answer, and these eleven were over a tenth of its work per answer (eight
+# sessions adding three photos each at once on the 2-core machine: Chromium's renderers used 8.4 CPU-s
+# against 9.7, means of four such bursts). Not Plotly either: the answer is drawn without the browser
+# first loading Plotly's 4.7 MB script.
+PROBABILITY_ROW_STYLE = "display:grid;grid-template-columns:7.5em 1fr 3.5em;gap:8px;align-items:center"
+
+
+def probabilities_html(probabilities: np.ndarray) -> str:
+    """Each class's name, a bar filled to its probability and the percentage, as `meter`s for screen readers."""
     top = int(np.argmax(probabilities))
-    with st.container(key=f"{key}_probabilities", gap="xsmall"):
-        st.caption("Probabilities")
-        for index, (name, probability) in enumerate(zip(CLASS_NAMES, probabilities)):
-            label = f"**{name}**" if index == top else name
-            st.progress(float(probability), text=f"{label} · {probability:.1%}")
+    rows = []
+    for index, (name, probability) in enumerate(zip(CLASS_NAMES, probabilities)):
+        label = f"<strong>{name}</strong>" if index == top else name
+        percentage = f"{probability:.1%}"
+        rows.append(
+            f'<div role="meter" aria-label="{name}" aria-valuemin="0" aria-valuemax="100" '
+            f'aria-valuenow="{percentage[:-1]}" style="{PROBABILITY_ROW_STYLE}">'
+            f'<span>{label}</span>{bar_html(float(probability))}<span style="text-align:right">{percentage}</span>'
+            "</div>"
+        )
+    return f'<div style="font-size:0.875rem"><div style="opacity:0.6">Probabilities</div>{"".join(rows)}</div>'
 
 
 def true_class_ui(result: Classified, key: str) -> int | None:
@@ -362,9 +385,7 @@ def photo_feedback(result: Classified, loaded: LoadedModel, key: str) -> None:
             {"success": st.success, "info": st.info, "error": st.error}[kind](text)
 
 
-def show_explanation(result: Classified, loaded: LoadedModel) -> None:
-    # Forward passes through the app's predictor only (LiteRT when the model has a checked export).
-    heatmap = input_explanation(result.digest, model_cache_key(loaded), result.top_class, loaded, result.image)
+def show_explanation(result: Classified, heatmap: np.ndarray) -> None:
     st.markdown(
         f"**Why {CLASS_NAMES[result.top_class]}?** Occlusion: red marks the pixels whose blacking-out lowered "
         "the score most."
@@ -379,12 +400,16 @@ def show_explanation(result: Classified, loaded: LoadedModel) -> None:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def thumbnail_data_uri(digest: str, _photo: np.ndarray) -> str:
-    """A small PNG of the photo with content `digest`, as a data URI (made once per photo)."""
-    image = Image.fromarray(_photo)
+    """A small JPEG of the photo with content `digest`, as a data URI (made once per photo).
+
+    JPEG, not PNG: a photo's thumbnail is a third of the size, and the table carries every row's
+    thumbnail again each time a photo is added.
+    """
+    image = Image.fromarray(_photo).convert("RGB")
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    image.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -449,9 +474,14 @@ def confidence_cell(confidence: float | None) -> str:
     """The confidence as a percentage over a bar filled to it; empty for a file that gave no answer."""
     if confidence is None:
         return ""
-    colour = st.get_option("theme.primaryColor") or "#7c3aed"  # the bars' colour elsewhere in the app
-    fill = f'<div style="{FILL_STYLE};background:{colour};width:{confidence:.1%}"></div>'
-    return f'{confidence:.1%}<div style="{BAR_STYLE}">{fill}</div>'
+    return f"{confidence:.1%}{bar_html(confidence)}"
+
+
+def bar_html(fraction: float) -> str:
+    """A thin bar filled to `fraction` (0..1) in the theme's colour, the colour of Streamlit's own bars."""
+    colour = st.get_option("theme.primaryColor") or "#7c3aed"
+    fill = f'<div style="{FILL_STYLE};background:{colour};width:{fraction:.1%}"></div>'
+    return f'<div style="{BAR_STYLE}">{fill}</div>'
 
 
 def results_html(table: list[TableRow]) -> str:
@@ -493,6 +523,7 @@ def upload_widget() -> list:
     )
 
 
+@st.fragment
 def upload_tab(loaded: LoadedModel) -> None:
     files = upload_widget()
     if not files:
@@ -563,6 +594,7 @@ def camera_widget():
     return st.camera_input("Take a photo of one clothing item", key="predict_camera")
 
 
+@st.fragment
 def camera_tab(loaded: LoadedModel) -> None:
     photo = camera_widget()
     if photo is None:
@@ -575,6 +607,7 @@ def camera_tab(loaded: LoadedModel) -> None:
     show_result(with_garment_box(result, loaded, key="camera"), loaded, key="camera")
 
 
+@st.fragment
 def draw_tab(loaded: LoadedModel) -> None:
     st.caption("Draw a garment in white and fill it in, as big as the canvas: dataset images are filled silhouettes.")
     tool_column, width_column = st.columns(2)

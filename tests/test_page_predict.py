@@ -19,7 +19,7 @@ from fashion_core.preprocess import photo_steps
 from fashion_core.registry import ModelRegistry
 from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY, load_model
 from tests.bad_images import upload_cases
-from tests.support import REPO_ROOT, as_shown, html_table, image_urls, metrics, open_app, shown_class
+from tests.support import REPO_ROOT, as_shown, html_meters, html_table, image_urls, metrics, open_app, shown_class
 
 PAGE = "pages/predict.py"
 INPUT_TAB_KEY = "predict_input_tab"
@@ -77,8 +77,15 @@ def shown_photo_class(predictor: Predictor, data: bytes) -> str:
 
 
 def probability_bars(app) -> dict[str, str]:
-    """`{class: percentage}` as the answer's probability bars show them (the top class's name in bold)."""
-    return dict(bar.proto.text.rsplit(" · ", 1) for bar in app.get("progress"))
+    """`{class: percentage}` as the answer's probability bars show them (the top class's name in bold);
+    each bar's `aria-valuenow` must say the same percentage."""
+    bars = {}
+    for element in app.html:
+        for name, value, text, bold in html_meters(element.value):
+            percentage = text.removeprefix(name)
+            assert percentage == f"{value:.1f}%", (name, value, text)
+            bars[f"**{name}**" if bold == name else name] = percentage
+    return bars
 
 
 def expected_bars(predictor: Predictor, data: bytes) -> dict[str, str]:
@@ -178,7 +185,7 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
     expected = [expected_answer(shipped_predictor, data) for _, data in photos]
     assert [row["Class"][0] for row in rows[:2]] == [predicted for predicted, _ in expected]
     assert [row["Confidence"][0] for row in rows] == [confidence for _, confidence in expected] + [""]
-    assert rows[0]["Photo"][1].startswith("data:image/png;base64,") and rows[2]["Photo"] == ("", None)
+    assert rows[0]["Photo"][1].startswith("data:image/jpeg;base64,") and rows[2]["Photo"] == ("", None)
     assert "truncated or corrupt" in rows[2]["Note"][0]
     assert app.get("download_button")[0].proto.label == "Download as CSV"
     csv_table = pd.read_csv(io.StringIO(downloads[-1]))

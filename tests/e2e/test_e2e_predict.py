@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import expect
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from fashion_core.data import CLASS_NAMES
 from fashion_core.metadata import ModelMetadata
@@ -39,11 +40,15 @@ def truncated_png() -> bytes:
 
 
 def shown_probabilities(bars) -> tuple[list[str], list[float], list[str]]:
-    """Classes, probabilities and bold names read off the answer's probability bars ("Coat · 71.5%")."""
-    texts = bars.locator(selector("stProgress")).all_inner_texts()
-    classes, probabilities = zip(*(text.strip().rsplit(" · ", 1) for text in texts))
-    bold = bars.locator(f"{selector('stProgress')} strong").all_inner_texts()
-    return list(classes), [float(shown.rstrip("%")) / 100 for shown in probabilities], bold
+    """Classes, probabilities and bold names read off the answer's probability bars (a `meter` per class,
+    its name, bar and percentage; the percentage must be the meter's `aria-valuenow`)."""
+    classes, probabilities = [], []
+    for meter in bars.get_by_role("meter").all():
+        shown = meter.locator("span").last.inner_text().strip()
+        assert shown == f"{meter.get_attribute('aria-valuenow')}%"
+        classes.append(meter.get_attribute("aria-label"))
+        probabilities.append(float(shown.rstrip("%")) / 100)
+    return classes, probabilities, bars.locator("strong").all_inner_texts()
 
 
 def expect_prediction(page, input_key: str) -> str:
@@ -52,7 +57,7 @@ def expect_prediction(page, input_key: str) -> str:
     predicted = metric_value(main, "Predicted class")
     expect(predicted).to_have_text(ANY_CLASS, timeout=60_000)
     bars = keyed(main, f"{input_key}_probabilities")
-    expect(bars.locator(selector("stProgress"))).to_have_count(len(CLASS_NAMES))
+    expect(bars.get_by_role("meter")).to_have_count(len(CLASS_NAMES))
     classes, probabilities, bold = shown_probabilities(bars)
     assert classes == list(CLASS_NAMES)
     assert sum(probabilities) == pytest.approx(1.0, abs=0.01)  # each shown to 0.1%
@@ -77,6 +82,31 @@ def test_an_uploaded_photo_gets_a_class_and_probability_bars(page, app_url):
     expect(steps.get_by_text("Photo (oriented)")).to_be_visible()
     expect(steps.locator(selector("stImage"))).to_have_count(5)
     expect(exceptions(page)).to_have_count(0)
+
+
+def delta_paths(frames: list) -> list[tuple[int, ...]]:
+    """Where each element or block the server sent in these WebSocket frames goes (`delta_path`:
+    0 is the main area, 1 the sidebar, then the index of each container down to the element)."""
+    messages = [ForwardMsg.FromString(frame) for frame in frames if isinstance(frame, bytes)]
+    return [tuple(message.metadata.delta_path) for message in messages if message.WhichOneof("type") == "delta"]
+
+
+def test_an_upload_redraws_only_the_upload_tab(page, app_url):
+    """Test that adding a photo reruns only the Upload tab's fragment: the server sends the answer, and
+    nothing for the sidebar, the title, the tips or the tabs themselves."""
+    frames = []
+    page.on("websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame)))
+    open_page(page, app_url, "predict")
+    uploader = main_area(page).locator(selector("stFileUploader"))
+    upload_paths = [path for path in delta_paths(frames) if len(path) > 3]
+    tab_path = upload_paths[0][:3]  # main area, the tabs, the Upload tab
+    frames.clear()
+
+    upload_files(page, uploader, dev_photo("trouser"))
+    expect_prediction(page, "upload")
+    paths = delta_paths(frames)
+    assert len(paths) > 10  # the uploader, the answer, the explanation
+    assert all(path[:3] == tab_path and len(path) > 3 for path in paths), paths
 
 
 def test_an_example_photo_gets_an_answer_until_a_photo_is_uploaded(page, app_url):
@@ -117,7 +147,7 @@ def test_a_broken_upload_gives_its_message_and_the_page_keeps_working(page, app_
     expect(rows.nth(0)).to_contain_text(coat.name)
     expect(rows.nth(1)).to_contain_text("broken.png")
     thumbnail = rows.nth(0).locator("img")
-    expect(thumbnail).to_have_attribute("src", re.compile("^data:image/png;base64,"))
+    expect(thumbnail).to_have_attribute("src", re.compile("^data:image/jpeg;base64,"))
     assert thumbnail.evaluate("(image) => image.complete && image.naturalWidth > 0")
     expect(exceptions(page)).to_have_count(0)
 

@@ -1,9 +1,9 @@
 """One harness for the tests: the app under AppTest, the elements a user reads, and Plotly figures.
 
-`open_app(page)` builds and runs the app; `plotly_spec`, `plotly_array`, `image_urls`, `html_table`, `metrics` and
-`rerun_until` read what it shows; `tensorflow_still_loading` holds Keras models back, as a server importing
-TensorFlow does. The dataset, the shipped model and private folders are fixtures in
-`tests/conftest.py`.
+`open_app(page)` builds and runs the app; `plotly_spec`, `plotly_array`, `image_urls`, `html_table`,
+`html_meters`, `metrics` and `rerun_until` read what it shows; `tensorflow_still_loading` holds Keras
+models back, as a server importing TensorFlow does. The dataset, the shipped model and private folders
+are fixtures in `tests/conftest.py`.
 """
 
 from tests.support.apptest import (
@@ -11,6 +11,7 @@ from tests.support.apptest import (
     TIMEOUT,
     as_shown,
     caption_starting,
+    html_meters,
     html_table,
     image_urls,
     metrics,
@@ -29,6 +30,7 @@ __all__ = [
     "TIMEOUT",
     "as_shown",
     "caption_starting",
+    "html_meters",
     "html_table",
     "image_urls",
     "metrics",

@@ -106,6 +106,43 @@ def html_table(body: str) -> list[dict[str, tuple[str, str | None]]]:
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
+class _MeterReader(HTMLParser):
+    """Collects each `role="meter"` element: `(aria-label, aria-valuenow, its text, its <strong> text)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meters: list[list] = []
+        self._depth = 0  # of open elements inside the current meter
+        self._strong = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        if attributes.get("role") == "meter":
+            self.meters.append([attributes.get("aria-label"), float(attributes["aria-valuenow"]), "", ""])
+            self._depth = 1
+        elif self._depth:
+            self._depth += 1
+            self._strong = self._strong or tag == "strong"
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth:
+            self._depth -= 1
+            self._strong = self._strong and tag != "strong"
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.meters[-1][2] += data
+            self.meters[-1][3] += data if self._strong else ""
+
+
+def html_meters(body: str) -> list[tuple[str, float, str, str]]:
+    """The `role="meter"` elements in `body` (an `st.html` element's value), in order, as
+    `(aria-label, aria-valuenow, visible text, bold part of that text)`."""
+    reader = _MeterReader()
+    reader.feed(body)
+    return [tuple(meter) for meter in reader.meters]
+
+
 def caption_starting(app: AppTest, prefix: str) -> str:
     """The one caption that starts with `prefix`."""
     captions = [caption.value for caption in app.caption if caption.value.startswith(prefix)]
