@@ -240,6 +240,10 @@ def browser_rows(browser: dict) -> list[tuple[str, str, str, str]]:
             ok = ok and not sessions["exceptions"] and not sessions["lost_uploads"]
             value = (f"median {_seconds(sessions['median_s'])}, p95 {_seconds(sessions['p95_s'])}, "
                      f"{sessions['exceptions']} exceptions, {sessions['lost_uploads']} lost")  # fmt: skip
+            if sessions.get("server_part", {}).get("count"):
+                server_part = sessions["server_part"]
+                value += (f"; server's part median {_seconds(server_part['median_s'])}, "
+                          f"p95 {_seconds(server_part['p95_s'])}")  # fmt: skip
             if "server_cpu_s" in sessions:
                 browser_cpu = sum(sessions["chromium_cpu_s"].values())
                 value += f"; CPU: server {sessions['server_cpu_s']:.1f} s, Chromium {browser_cpu:.1f} s"

@@ -9,7 +9,9 @@ the closest this machine gets to Community Cloud's fraction of a core):
   Grad-CAM viewer also until it can be used (the image's prediction shown while TensorFlow loads);
 - upload to answer for real photos from `../shared/realphotos-dev`, added one after another, until
   the run each starts has drawn the page ("Predicted class" and, from the second, the table);
-- eight browser sessions at once, three uploads each: median, p95, exceptions, lost uploads;
+- eight browser sessions at once, three uploads each: median, p95, exceptions, lost uploads, and the
+  server's part of each answer (from the upload request leaving the browser to the end of the run
+  it started coming back, on the browser's network clock, without the tab's own rendering);
 - the server's resident memory after start, after the first prediction and during a training run,
   and whether TensorFlow's library is mapped into it (`/proc/PID/maps`) before the first prediction;
 - the Train page's Quick preset watched live in the browser against the same preset on the command
@@ -25,6 +27,7 @@ Run: `python -m benchmarks --only browser` (writes `benchmarks/results.json`), o
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import csv
 import json
@@ -37,6 +40,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from benchmarks.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_for_health
 
@@ -358,6 +363,44 @@ async def measure_pages(page, url: str, launched_at: float, pid: int, results: d
     await page.close()
 
 
+class ServerPart:
+    """When a tab's photo uploads left and when each script run's end came back, as its browser's network
+    stack saw them (CDP `Network` events, on the browser's clock): the server's part of each answer,
+    apart from the tab's own rendering, which on a small machine shares the cores with the server."""
+
+    def __init__(self) -> None:
+        self.uploads_sent: list[float] = []
+        self.runs_ended: list[float] = []
+
+    async def watch(self, context, page) -> None:
+        session = await context.new_cdp_session(page)
+        session.on("Network.requestWillBeSent", self.on_request)
+        session.on("Network.webSocketFrameReceived", self.on_frame)
+        await session.send("Network.enable")
+
+    def on_request(self, event: dict) -> None:
+        request = event["request"]
+        if "/_stcore/upload_file/" in request["url"] and request["method"] in ("PUT", "POST"):
+            self.uploads_sent.append(event["timestamp"])
+
+    def on_frame(self, event: dict) -> None:
+        frame = event["response"]
+        # A binary frame is a ForwardMsg; a run's end is a small one (about 100 characters of base64).
+        if frame["opcode"] == 2 and len(frame["payloadData"]) < 400:
+            message = ForwardMsg.FromString(base64.b64decode(frame["payloadData"]))
+            if message.WhichOneof("type") == "script_finished":
+                self.runs_ended.append(event["timestamp"])
+
+    def seconds(self) -> list[float]:
+        """Per upload, seconds from its request leaving to the end of the first run after it."""
+        seconds = []
+        for sent in self.uploads_sent:
+            ended = [at for at in self.runs_ended if at > sent]
+            if ended:
+                seconds.append(round(ended[0] - sent, 2))
+        return seconds
+
+
 async def one_session(browser, url: str, photos: list[Path], ready: list, start: asyncio.Event) -> dict:
     """A user on the Predict page: says so in `ready` once the page is open, then uploads `photos` one
     after another once `start` is set. Returns its figures with its browser context, left open so
@@ -366,8 +409,10 @@ async def one_session(browser, url: str, photos: list[Path], ready: list, start:
     page = await context.new_page()
     page_errors = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
+    server_part = ServerPart()
     seconds, lost, first_loss = [], 0, None
     try:
+        await server_part.watch(context, page)
         await open_app(page, f"{url}/predict")
     finally:
         ready.append(url)
@@ -379,7 +424,14 @@ async def one_session(browser, url: str, photos: list[Path], ready: list, start:
             lost += 1
             first_loss = first_loss or f"{type(error).__name__}: {error}"[:300]
     exceptions = await exception_count(page) + len(page_errors)
-    return {"seconds": seconds, "lost": lost, "exceptions": exceptions, "first_loss": first_loss, "context": context}
+    return {
+        "seconds": seconds,
+        "server_seconds": server_part.seconds(),
+        "lost": lost,
+        "exceptions": exceptions,
+        "first_loss": first_loss,
+        "context": context,
+    }
 
 
 async def measure_sessions(browser, url: str, pid: int) -> dict:
@@ -412,6 +464,7 @@ async def measure_sessions(browser, url: str, pid: int) -> dict:
     seconds = [value for session in sessions for value in session["seconds"]]
     return {
         **summary(seconds),
+        "server_part": summary([value for session in sessions for value in session["server_seconds"]]),
         "sessions": SESSIONS,
         "uploads_per_session": UPLOADS_PER_SESSION,
         "lost_uploads": sum(session["lost"] for session in sessions) + UPLOADS_PER_SESSION * len(failed),
