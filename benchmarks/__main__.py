@@ -254,6 +254,9 @@ def browser_rows(browser: dict) -> list[tuple[str, str, str, str]]:
         rows.append((f"Browser, {label}: server RSS after start / after the first predictions",
                      f"{memory['rss_mb_after_start']:.0f} / {after:.0f} MB", "<= 350 MB after the answers",
                      _goal(after <= 350)))  # fmt: skip
+        if "rss_mb_after_quiet_warmup" in memory:
+            rows.append((f"Browser, {label}: server RSS once idle (pandas, photo store, Fashion-MNIST loaded)",
+                         f"{memory['rss_mb_after_quiet_warmup']:.0f} MB", "", ""))  # fmt: skip
         without_tf = not memory.get("tensorflow_loaded_after_predictions", True)
         rows.append((f"Browser, {label}: TensorFlow loaded after Home and six answers",
                      "no" if without_tf else "yes", "no", _goal(without_tf)))  # fmt: skip

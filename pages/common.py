@@ -599,6 +599,29 @@ def server_activity() -> ServerActivity:
     return ServerActivity()
 
 
+def activity_fragment(function: Callable) -> Callable:
+    """`st.fragment` whose runs count as activity (`counted_as_activity`), as the entry script counts
+    every full page run.
+
+    A fragment's rerun (an upload on the Predict page, say) skips the entry script; without this,
+    a visitor adding photos one after another would look like a quiet server, and the loads that
+    wait for a quiet moment would take the CPU from their answers. For a visitor's actions, not for
+    fragments that refresh themselves (`run_every`).
+    """
+    return st.fragment(counted_as_activity(function))
+
+
+def counted_as_activity(function: Callable) -> Callable:
+    """`function`, counted as a page run in `server_activity()` while it runs (it returns nothing)."""
+
+    @functools.wraps(function)
+    def counted(*args, **kwargs) -> None:
+        with server_activity().page_run():
+            function(*args, **kwargs)
+
+    return counted
+
+
 @st.cache_resource(show_spinner=False)
 def _loader() -> tuple[ThreadPoolExecutor, dict[str, Future]]:
     # One worker: loads run one after another, so they don't fight over the cores with each other.

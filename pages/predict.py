@@ -40,6 +40,7 @@ from fashion_core.preprocess import (
 from pages.common import (
     LAST_INPUT_KEY,
     LoadedModel,
+    activity_fragment,
     app_page,
     as_display_image,
     current_model,
@@ -400,16 +401,12 @@ def show_explanation(result: Classified, heatmap: np.ndarray) -> None:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def thumbnail_data_uri(digest: str, _photo: np.ndarray) -> str:
-    """A small JPEG of the photo with content `digest`, as a data URI (made once per photo).
-
-    JPEG, not PNG: a photo's thumbnail is a third of the size, and the table carries every row's
-    thumbnail again each time a photo is added.
-    """
-    image = Image.fromarray(_photo).convert("RGB")
+    """A small PNG of the photo with content `digest`, as a data URI (made once per photo)."""
+    image = Image.fromarray(_photo)
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -523,7 +520,7 @@ def upload_widget() -> list:
     )
 
 
-@st.fragment
+@activity_fragment
 def upload_tab(loaded: LoadedModel) -> None:
     files = upload_widget()
     if not files:
@@ -579,7 +576,7 @@ def show_newest_when_files_change(results: list[Classified]) -> None:
         st.session_state[DETAIL_FILE_KEY] = len(names) - 1
 
 
-@st.fragment
+@activity_fragment
 def upload_details(results: list[Classified], loaded: LoadedModel) -> None:
     """One upload's result; choosing another file reruns only this fragment (the table stays)."""
     chosen = results[-1]
@@ -594,7 +591,7 @@ def camera_widget():
     return st.camera_input("Take a photo of one clothing item", key="predict_camera")
 
 
-@st.fragment
+@activity_fragment
 def camera_tab(loaded: LoadedModel) -> None:
     photo = camera_widget()
     if photo is None:
@@ -607,7 +604,7 @@ def camera_tab(loaded: LoadedModel) -> None:
     show_result(with_garment_box(result, loaded, key="camera"), loaded, key="camera")
 
 
-@st.fragment
+@activity_fragment
 def draw_tab(loaded: LoadedModel) -> None:
     st.caption("Draw a garment in white and fill it in, as big as the canvas: dataset images are filled silhouettes.")
     tool_column, width_column = st.columns(2)

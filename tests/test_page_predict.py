@@ -185,7 +185,7 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
     expected = [expected_answer(shipped_predictor, data) for _, data in photos]
     assert [row["Class"][0] for row in rows[:2]] == [predicted for predicted, _ in expected]
     assert [row["Confidence"][0] for row in rows] == [confidence for _, confidence in expected] + [""]
-    assert rows[0]["Photo"][1].startswith("data:image/jpeg;base64,") and rows[2]["Photo"] == ("", None)
+    assert rows[0]["Photo"][1].startswith("data:image/png;base64,") and rows[2]["Photo"] == ("", None)
     assert "truncated or corrupt" in rows[2]["Note"][0]
     assert app.get("download_button")[0].proto.label == "Download as CSV"
     csv_table = pd.read_csv(io.StringIO(downloads[-1]))

@@ -142,3 +142,22 @@ def test_a_quiet_load_stops_waiting_when_a_page_waits_for_a_load_or_after_the_ca
         activity.page_waiting.set()
         thread.join(timeout=10)
         assert returned and returned[0] - started < 5
+
+
+def test_a_visitors_fragment_run_counts_as_activity(monkeypatch):
+    """Test that what `activity_fragment` makes a fragment of counts its run, as the entry script counts a
+    page's: a fragment's rerun (an upload) skips the entry script, and quiet loads must not start during it."""
+    import time
+
+    activity = warmup.ServerActivity()
+    monkeypatch.setattr(warmup, "server_activity", lambda: activity)
+    quiet_during_run = []
+
+    @warmup.counted_as_activity
+    def upload_tab(name: str) -> None:
+        quiet_during_run.append((name, activity.quiet_for()))
+
+    time.sleep(0.2)
+    assert activity.quiet_for() >= 0.2
+    upload_tab("photo.jpg")
+    assert quiet_during_run == [("photo.jpg", 0.0)] and activity.quiet_for() < 0.2
