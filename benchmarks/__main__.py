@@ -238,8 +238,11 @@ def browser_rows(browser: dict) -> list[tuple[str, str, str, str]]:
         if sessions and "count" in sessions:
             ok = sessions["p95_s"] is not None and sessions["p95_s"] <= 3
             ok = ok and not sessions["exceptions"] and not sessions["lost_uploads"]
-            value = (f"median {_seconds(sessions['median_s'])}, p95 {_seconds(sessions['p95_s'])}, "
-                     f"{sessions['exceptions']} exceptions, {sessions['lost_uploads']} lost")  # fmt: skip
+            value = (f"median {_seconds(sessions['median_s'])}, p95 {_seconds(sessions['p95_s'])} "
+                     f"over {sessions['count']} uploads, {sessions['exceptions']} exceptions, "
+                     f"{sessions['lost_uploads']} lost")  # fmt: skip
+            if "p95_s_per_burst" in sessions:
+                value += f" (p95 of each burst: {', '.join(f'{p95:.2f}' for p95 in sessions['p95_s_per_burst'])} s)"
             if sessions.get("server_part", {}).get("count"):
                 server_part = sessions["server_part"]
                 value += (f"; server's part median {_seconds(server_part['median_s'])}, "
@@ -247,7 +250,8 @@ def browser_rows(browser: dict) -> list[tuple[str, str, str, str]]:
             if "server_cpu_s" in sessions:
                 browser_cpu = sum(sessions["chromium_cpu_s"].values())
                 value += f"; CPU: server {sessions['server_cpu_s']:.1f} s, Chromium {browser_cpu:.1f} s"
-            rows.append((f"Browser, {label}: 8 sessions x 3 uploads at once", value,
+            bursts = f", {sessions['bursts']} bursts" if sessions.get("bursts", 1) > 1 else ""
+            rows.append((f"Browser, {label}: 8 sessions x 3 uploads at once{bursts}", value,
                          "p95 <= 3 s, none lost, no exception", _goal(ok)))  # fmt: skip
         memory = run["memory"]
         after = memory.get("rss_mb_after_first_predictions", memory.get("rss_mb_after_first_prediction", float("nan")))
