@@ -107,8 +107,8 @@ ANSWERED = """({name, files}) => {
     if (document.querySelector('[data-stale="true"], [data-testid="stSkeleton"], [data-testid="stSpinner"]'))
         return false;
     const main = document.querySelector('[data-testid="stMain"]');
-    const metrics = [...main.querySelectorAll('[data-testid="stMetric"]')];
-    const answer = metrics.some((metric) => /^Predicted class/.test(metric.innerText));
+    const labels = [...main.querySelectorAll('[data-testid="stHtml"] dt')];
+    const answer = labels.some((label) => label.textContent === 'Predicted class');
     const boxes = [...main.querySelectorAll('[data-testid="stSelectbox"]')];
     const details = boxes.find((box) => /^Details of/.test(box.innerText));
     const shown = details ? [details.innerText, ...[...details.querySelectorAll('input')].map((i) => i.value)] : [];

@@ -248,7 +248,7 @@ def with_garment_box(result: Classified, loaded: LoadedModel, key: str) -> Class
 
 
 def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
-    """The model's view, its answer, its doubts, its probabilities and why it decided.
+    """The model's view, its answer, its doubts, its probabilities, why it decided, and "Right?".
 
     `key` names the input (`"upload"`, `"example"`, `"camera"` or `"drawing"`) and keys its widgets.
     """
@@ -256,24 +256,14 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
     # Computed before anything is drawn, so that the answer reaches the browser in one piece rather
     # than drawn up to the explanation and finished once it is computed.
     heatmap = input_explanation(result.digest, model_cache_key(loaded), result.top_class, loaded, result.image)
-    seen, answer = st.columns([1, 2])
-    seen.image(as_display_image(result.image, DISPLAY_SIZE), caption="What the model sees (28x28)")
-    with answer:
-        top, confidence = st.columns(2)
-        unsure = unsure_message(result.probabilities, loaded.metadata.selective)
-        top.metric("Predicted class", "Unsure" if unsure else CLASS_NAMES[result.top_class])
-        mirrored = "averaged over the image and its mirror image (this model was trained with flips)"
-        confidence.metric(
-            "Confidence",
-            f"{result.confidence:.1%}",
-            help=f"The top probability, {mirrored}." if loaded.predictor.flip_average else "The top probability.",
-        )
-        for warning in [unsure] if unsure else result.warnings:
-            st.warning(warning, icon=":material/help:")
-        show_probabilities(result.probabilities, key)
-        if result.photo is not None:
-            photo_feedback(result, loaded, key)
-    show_explanation(result, heatmap)
+    unsure = unsure_message(result.probabilities, loaded.metadata.selective)
+    with st.container(key=f"{key}_answer"):
+        st.html(answer_html(result, unsure, confidence_help(loaded.predictor.flip_average)))
+    for warning in [unsure] if unsure else result.warnings:
+        st.warning(warning, icon=":material/help:")
+    st.html(explanation_html(result, heatmap))
+    if result.photo is not None:
+        photo_feedback(result, loaded, key)
     if result.conversion is not None:
         show_conversion_steps(result.conversion, key)
 
@@ -289,18 +279,100 @@ def show_conversion_steps(conversion: PhotoConversion, key: str) -> None:
             column.image(picture, caption=name)
 
 
-def show_probabilities(probabilities: np.ndarray, key: str) -> None:
-    """A bar per class, in the dataset's order, the top class in bold: `probabilities_html` in one element."""
-    with st.container(key=f"{key}_probabilities"):
-        st.html(probabilities_html(probabilities))
-
-
-# The probabilities are one HTML element, not ten `st.progress` bars and a caption: the browser renders
-# every element again on each answer, and these eleven were over a tenth of its work per answer (eight
-# sessions adding three photos each at once on the 2-core machine: Chromium's renderers used 8.4 CPU-s
-# against 9.7, means of four such bursts). Not Plotly either: the answer is drawn without the browser
-# first loading Plotly's 4.7 MB script.
+# The answer is two HTML elements (the answer, then the explanation), its images inline as data URIs:
+# the browser renders every element again on each answer, and Streamlit's own (columns, two metrics,
+# three images, markdown, a bar per class) were most of its work per answer. Eight sessions adding three
+# photos each at once on the 2-core machine: Chromium's renderers used 17 CPU-s against 22 for the
+# same 72 answers, and the p95 wait fell from 3.1-3.4 s to 2.4 s. Not Plotly either: the answer is drawn
+# without the browser first loading Plotly's 4.7 MB script.
+ROW_STYLE = "display:flex;flex-wrap:wrap;gap:1rem 1.5rem;align-items:flex-start"
+CAPTION_STYLE = "font-size:0.875rem;opacity:0.6;margin-top:0.25rem"
+LABEL_STYLE = "font-size:0.875rem"
+VALUE_STYLE = "margin:0;font-size:2.25rem;line-height:1.3"
 PROBABILITY_ROW_STYLE = "display:grid;grid-template-columns:7.5em 1fr 3.5em;gap:8px;align-items:center"
+PHOTO_MAX_HEIGHT = 320  # pixels of the map drawn over the photo
+
+
+def image_data_uri(pixels: np.ndarray, image_format: str = "PNG") -> str:
+    """uint8 grey or RGB pixels as a data URI, to show inside an `st.html` element (no request of its own).
+
+    PNG keeps the model's 28x28 pixels exact; JPEG keeps photos and smooth maps small.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=image_format, **({"quality": 90} if image_format == "JPEG" else {}))
+    return f"data:image/{image_format.lower()};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def figure_html(source: str, caption: str, alt: str, image_style: str) -> str:
+    """An image with its caption below, as `st.image` draws one."""
+    return (
+        f'<figure style="margin:0;flex:0 1 auto"><img src="{source}" alt="{html.escape(alt)}" '
+        f'style="display:block;{image_style}"><figcaption style="{CAPTION_STYLE}">{html.escape(caption)}'
+        "</figcaption></figure>"
+    )
+
+
+def value_html(label: str, value: str, help_text: str = "") -> str:
+    """A label over a large value, as `st.metric` draws one; `help_text` is the label's tooltip."""
+    title = f' title="{html.escape(help_text)}"' if help_text else ""
+    return (
+        f'<div{title}><dt style="margin:0;{LABEL_STYLE}">{html.escape(label)}</dt>'
+        f'<dd style="{VALUE_STYLE}">{html.escape(value)}</dd></div>'
+    )
+
+
+def confidence_help(flip_average: bool) -> str:
+    if flip_average:
+        return "The top probability, averaged over the image and its mirror image (this model was trained with flips)."
+    return "The top probability."
+
+
+def answer_html(result: Classified, unsure: str | None, help_text: str) -> str:
+    """The 28x28 image the model saw; beside it the class (or "Unsure"), the confidence and the ten
+    probabilities."""
+    seen = figure_html(
+        image_data_uri(result.image),
+        "What the model sees (28x28)",
+        alt="The 28x28 grey image the model classified",
+        image_style=f"width:{DISPLAY_SIZE}px;image-rendering:pixelated",
+    )
+    values = value_html("Predicted class", "Unsure" if unsure else CLASS_NAMES[result.top_class]) + value_html(
+        "Confidence", f"{result.confidence:.1%}", help_text
+    )
+    answer = (
+        f'<dl style="display:grid;grid-template-columns:1fr 1fr;gap:1rem;margin:0 0 0.75rem;padding:0">{values}</dl>'
+        f"{probabilities_html(result.probabilities)}"
+    )
+    return f'<div style="{ROW_STYLE}">{seen}<div style="flex:1 1 18rem">{answer}</div></div>'
+
+
+def explanation_html(result: Classified, heatmap: np.ndarray) -> str:
+    """Why the model answered so: its occlusion map over the 28x28 image and, for a photo, over the photo."""
+    name = CLASS_NAMES[result.top_class]
+    why = (
+        f"<p><strong>Why {name}?</strong> Occlusion: red marks the pixels whose blacking-out lowered the score "
+        "most.</p>"
+    )
+    figures = [
+        figure_html(
+            image_data_uri(explain.overlay(result.image, heatmap, size=DISPLAY_SIZE), "JPEG"),
+            "On the model's image",
+            alt=f"The occlusion map for {name} over the 28x28 image",
+            image_style=f"width:{DISPLAY_SIZE}px",
+        )
+    ]
+    conversion = result.conversion
+    if conversion is not None:
+        on_photo = explain.overlay_on_photo(conversion.original, heatmap, conversion.crop_box, conversion.content_box)
+        figures.append(
+            figure_html(
+                image_data_uri(on_photo, "JPEG"),
+                "On the photo (the model saw only the boxed crop)",
+                alt=f"The occlusion map for {name} over the photo",
+                image_style=f"max-width:100%;max-height:{PHOTO_MAX_HEIGHT}px",
+            )
+        )
+    return f'{why}<div style="{ROW_STYLE}">{"".join(figures)}</div>'
 
 
 def probabilities_html(probabilities: np.ndarray) -> str:
@@ -386,27 +458,12 @@ def photo_feedback(result: Classified, loaded: LoadedModel, key: str) -> None:
             {"success": st.success, "info": st.info, "error": st.error}[kind](text)
 
 
-def show_explanation(result: Classified, heatmap: np.ndarray) -> None:
-    st.markdown(
-        f"**Why {CLASS_NAMES[result.top_class]}?** Occlusion: red marks the pixels whose blacking-out lowered "
-        "the score most."
-    )
-    columns = st.columns(2)
-    columns[0].image(explain.overlay(result.image, heatmap, size=DISPLAY_SIZE), caption="On the model's image")
-    conversion = result.conversion
-    if conversion is not None:
-        on_photo = explain.overlay_on_photo(conversion.original, heatmap, conversion.crop_box, conversion.content_box)
-        columns[1].image(on_photo, caption="On the photo (the model saw only the boxed crop)")
-
-
 @st.cache_data(max_entries=256, show_spinner=False)
 def thumbnail_data_uri(digest: str, _photo: np.ndarray) -> str:
     """A small PNG of the photo with content `digest`, as a data URI (made once per photo)."""
     image = Image.fromarray(_photo)
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return image_data_uri(np.asarray(image))
 
 
 @dataclass(frozen=True)

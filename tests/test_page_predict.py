@@ -1,5 +1,6 @@
 """AppTest of the prediction page: uploads, bad files, several files, the camera, the drawing tab, the model picker."""
 
+import base64
 import csv
 import io
 import sys
@@ -19,7 +20,18 @@ from fashion_core.preprocess import photo_steps
 from fashion_core.registry import ModelRegistry
 from pages.common import LAST_INPUT_KEY, MODEL_NAME_KEY, load_model
 from tests.bad_images import upload_cases
-from tests.support import REPO_ROOT, as_shown, html_meters, html_table, image_urls, metrics, open_app, shown_class
+from tests.support import (
+    REPO_ROOT,
+    as_shown,
+    html_figures,
+    html_meters,
+    html_table,
+    html_value_help,
+    html_values,
+    image_urls,
+    open_app,
+    shown_class,
+)
 
 PAGE = "pages/predict.py"
 INPUT_TAB_KEY = "predict_input_tab"
@@ -113,17 +125,20 @@ def test_an_uploaded_photo_shows_its_class_confidence_bars_and_grad_cam(app, shi
     app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
     assert not app.exception
     predicted, confidence = expected_answer(shipped_predictor, data)
-    assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
-    assert "mirror image" in app.metric[1].help  # the shipped model was trained with flips
+    assert html_values(app) == {"Predicted class": predicted, "Confidence": confidence}
+    assert "mirror image" in html_value_help(app)["Confidence"]  # the shipped model was trained with flips
     assert probability_bars(app) == expected_bars(shipped_predictor, data)
-    captions = set(image_urls(app))
-    assert {
+    figures = html_figures(app)
+    assert set(figures) == {
         "What the model sees (28x28)",
         "On the model's image",
         "On the photo (the model saw only the boxed crop)",
-    } <= captions
+    }
+    assert figures["What the model sees (28x28)"].startswith("data:image/png;base64,")  # exact pixels
+    seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(figures["What the model sees (28x28)"].split(",")[1]))))
+    np.testing.assert_array_equal(seen, photo_steps(data).image)
     steps = {"Photo (oriented)", "Garment found", "Model input (28x28, sharpened)"}
-    assert not steps & captions  # drawn only once their expander is opened
+    assert not steps & set(image_urls(app))  # drawn only once their expander is opened
     app.session_state["upload_steps"] = True  # what opening "How the photo became a 28x28 image" sends
     app.run()
     assert not app.exception and steps <= set(image_urls(app))
@@ -147,7 +162,7 @@ def test_a_bad_file_shows_its_message_and_the_good_one_is_still_classified(app, 
         "**notes.png**: This file is text (or a web page), not an image; perhaps it was renamed to look like one. "
         "Upload a PNG, JPEG, WebP, GIF, BMP or TIFF photo. Received: first bytes=b'This is a plain '"
     ]
-    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, data)
+    assert html_values(app)["Predicted class"] == shown_photo_class(shipped_predictor, data)
 
 
 @pytest.mark.parametrize(
@@ -160,7 +175,7 @@ def test_each_bad_upload_alone_gives_an_error_and_no_result(app, case_name):
     assert not app.exception
     assert len(app.error) == 1 and case.expected_error in as_shown(app.error[0].value)
     assert as_shown(app.error[0].value).startswith(f"**{case.filename}**: ")
-    assert metrics(app) == {} and probability_bars(app) == {}
+    assert html_values(app) == {} and probability_bars(app) == {}
 
 
 def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_predictor, monkeypatch, dev_photo):
@@ -194,9 +209,9 @@ def test_several_files_give_a_table_and_details_of_the_chosen_one(app, shipped_p
     assert list(csv_table.columns[3:13]) == [f"p_{name}" for name in CLASS_NAMES]
     np.testing.assert_allclose(csv_table.iloc[:2, 3:13].sum(axis=1), 1.0, atol=1e-4)
     assert csv_table["error"][2].startswith("The PNG image is truncated or corrupt")
-    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, photos[1][1])  # the last added
+    assert html_values(app)["Predicted class"] == shown_photo_class(shipped_predictor, photos[1][1])  # the last added
     app.selectbox(key="predict_detail_file").set_value(0).run()
-    assert metrics(app) == {
+    assert html_values(app) == {
         "Predicted class": shown_photo_class(shipped_predictor, photos[0][1]),
         "Confidence": expected[0][1],
     }
@@ -232,7 +247,7 @@ def test_a_camera_photo_is_classified(app, shipped_predictor, dev_photo):
     app.camera_input(key="predict_camera").set_value(("shot.jpg", data, "image/jpeg")).run()
     assert not app.exception
     predicted, confidence = expected_answer(shipped_predictor, data)
-    assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
+    assert html_values(app) == {"Predicted class": predicted, "Confidence": confidence}
     assert probability_bars(app) == expected_bars(shipped_predictor, data)
     assert app.session_state[LAST_INPUT_KEY]["name"] == "camera photo"
 
@@ -247,9 +262,9 @@ def test_the_model_picked_in_the_sidebar_makes_the_prediction(app, private_user_
     app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
     assert not app.exception
     predicted, confidence = expected_answer(Predictor(model), data)  # no flips in training, so no averaging
-    assert metrics(app) == {"Predicted class": predicted, "Confidence": confidence}
-    assert app.metric[1].help == "The top probability."
-    assert any(f"**Why {predicted}?** Occlusion" in markdown.value for markdown in app.markdown)
+    assert html_values(app) == {"Predicted class": predicted, "Confidence": confidence}
+    assert html_value_help(app)["Confidence"] == "The top probability."
+    assert any(f"<strong>Why {predicted}?</strong> Occlusion" in element.value for element in app.html)
 
 
 def test_below_the_models_threshold_the_page_says_unsure_with_the_top_two(app, private_user_models, dev_photo):
@@ -264,7 +279,7 @@ def test_below_the_models_threshold_the_page_says_unsure_with_the_top_two(app, p
     assert not app.exception
     probabilities = Predictor(model).predict_one(photo_steps(data).image)
     first, second = np.argsort(probabilities)[::-1][:2]
-    assert metrics(app)["Predicted class"] == "Unsure"
+    assert html_values(app)["Predicted class"] == "Unsure"
     assert app.warning[0].value == (
         f"Unsure: {CLASS_NAMES[first]} ({probabilities[first]:.0%}) or {CLASS_NAMES[second]} "
         f"({probabilities[second]:.0%}). Below 100% confidence this model does not answer: on 12 photos, the answers "
@@ -296,16 +311,16 @@ def test_the_drawing_tab_runs_only_when_it_is_open(app, monkeypatch, dev_photo):
     app.run()
     assert not app.exception
     assert canvas_calls == []
-    assert [metric.label for metric in app.metric] == ["Predicted class", "Confidence"]
+    assert list(html_values(app)) == ["Predicted class", "Confidence"]
     app.session_state[INPUT_TAB_KEY] = "Draw"
     app.run()
     assert not app.exception
     assert len(canvas_calls) == 1
-    assert [metric.label for metric in app.metric] == []  # the upload's answer is not computed either
+    assert html_values(app) == {}  # the upload's answer is not computed either
     app.session_state[INPUT_TAB_KEY] = "Upload"
     app.run()
     assert app.file_uploader(key="predict_upload").value[0].name == name  # the closed tab kept the file
-    assert [metric.label for metric in app.metric] == ["Predicted class", "Confidence"]
+    assert list(html_values(app)) == ["Predicted class", "Confidence"]
 
 
 def test_a_new_upload_computes_only_itself(app, monkeypatch, dev_photo):
@@ -339,9 +354,9 @@ def test_an_example_photo_is_classified_until_a_photo_is_uploaded(app, shipped_p
     app.run()
     assert not app.exception
     coat = (REPO_ROOT / "assets" / "examples" / "coat.jpg").read_bytes()
-    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, coat)
+    assert html_values(app)["Predicted class"] == shown_photo_class(shipped_predictor, coat)
     assert probability_bars(app) == expected_bars(shipped_predictor, coat)
-    assert "On the photo (the model saw only the boxed crop)" in image_urls(app)
+    assert "On the photo (the model saw only the boxed crop)" in html_figures(app)
     assert not app.radio  # "Right?": an example is not offered to the photo store
     assert app.session_state[LAST_INPUT_KEY]["name"] == "example: Coat"
 
@@ -349,5 +364,5 @@ def test_an_example_photo_is_classified_until_a_photo_is_uploaded(app, shipped_p
     app.file_uploader(key="predict_upload").set_value((name, data, "image/jpeg")).run()
     assert not app.exception
     assert not app.get("button_group")
-    assert metrics(app)["Predicted class"] == shown_photo_class(shipped_predictor, data)
+    assert html_values(app)["Predicted class"] == shown_photo_class(shipped_predictor, data)
     assert app.session_state[LAST_INPUT_KEY]["name"] == name

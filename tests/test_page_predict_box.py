@@ -7,7 +7,7 @@ from test_garment_box import person_photo, png
 from fashion_core.photo_quality import find_person_wearing
 from fashion_core.preprocess import box_drawing, drawn_box, photo_steps
 from pages.common import LAST_INPUT_KEY
-from tests.support import metrics, open_app, shown_class
+from tests.support import html_values, open_app, shown_class
 
 PAGE = "pages/predict.py"
 PERSON_HINT = "This looks like a person wearing the garment"
@@ -37,7 +37,7 @@ def test_a_person_wearing_a_shirt_is_pointed_out_and_the_box_starts_around_the_s
     assert not app.exception
     box = find_person_wearing(photo_steps(data).original).suggested_box
     boxed = photo_steps(data, box)
-    assert metrics(app) == answer(shipped_predictor, boxed.image)
+    assert html_values(app) == answer(shipped_predictor, boxed.image)
     assert app.session_state[LAST_INPUT_KEY]["crop_box"] == boxed.crop_box
     np.testing.assert_array_equal(app.session_state[LAST_INPUT_KEY]["image"], boxed.image)
 

@@ -7,6 +7,7 @@ and marks the elements of the previous run `data-stale="true"` until the new run
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import os
@@ -269,8 +270,11 @@ def save_screenshot(pages: list[Page], path: Path) -> None:
 
 
 def image_pixels(page: Page, image: Locator) -> np.ndarray:
-    """The pixels of a shown `<img>` as an RGB array, fetched from its `src` through the page's context."""
+    """The pixels of a shown `<img>` as an RGB array, from its `src`: a data URI's own bytes, or fetched
+    through the page's context."""
     source = image.get_attribute("src")
+    if source.startswith("data:"):
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGB"))
     response = page.request.get(source)
     assert response.ok, f"{source} answered {response.status}"
     return np.asarray(Image.open(io.BytesIO(response.body())).convert("RGB"))
@@ -282,6 +286,14 @@ def image_with_caption(scope: Locator, caption: str) -> Locator:
         has=scope.page.locator(selector("stImageCaption"), has_text=re.compile(f"^{re.escape(caption)}$"))
     )
     return container.locator("img")
+
+
+def figure_image(scope: Locator, caption: str) -> Locator:
+    """The `<img>` of the HTML `<figure>` whose `<figcaption>` is exactly `caption`."""
+    figure = scope.locator("figure").filter(
+        has=scope.page.locator("figcaption", has_text=re.compile(f"^{re.escape(caption)}$"))
+    )
+    return figure.locator("img")
 
 
 def choose_files(page: Page, uploader: Locator, files) -> None:
@@ -314,6 +326,12 @@ def metric_value(scope: Locator, label: str) -> Locator:
         has=scope.page.locator(selector("stMetricLabel"), has_text=re.compile(f"^{re.escape(label)}$"))
     )
     return metric.locator(selector("stMetricValue"))
+
+
+def answer_value(scope: Locator, label: str) -> Locator:
+    """The value (`<dd>`) labelled `label` (`<dt>`) in an HTML element: the Predict page's answer."""
+    pair = scope.locator("dl > div").filter(has=scope.page.locator("dt", has_text=re.compile(f"^{re.escape(label)}$")))
+    return pair.locator("dd")
 
 
 def keyed(scope: Locator | Page, key: str) -> Locator:

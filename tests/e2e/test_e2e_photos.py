@@ -8,11 +8,11 @@ from playwright.sync_api import expect
 
 from tests.e2e.helpers import (
     alerts,
+    answer_value,
     exceptions,
     image_with_caption,
     keyed,
     main_area,
-    metric_value,
     open_page,
     selector,
     upload_files,
@@ -30,7 +30,7 @@ def test_a_corrected_photo_is_saved_and_shown_on_the_photos_page(page, app_url, 
     open_page(page, app_url, "predict")
     main = main_area(page)
     upload_files(page, main.locator(selector("stFileUploader")), photo)
-    predicted = metric_value(main, "Predicted class")
+    predicted = answer_value(main, "Predicted class")
     expect(predicted).not_to_be_empty(timeout=60_000)
     true_class = "Dress" if predicted.inner_text() != "Dress" else "Shirt"
     save = keyed(main, "upload_save").locator("button")

@@ -6,12 +6,12 @@ from playwright.sync_api import expect
 
 from fashion_core.preprocess import photo_to_fashion_mnist
 from tests.e2e.helpers import (
+    answer_value,
     choose_files,
     exceptions,
+    figure_image,
     image_pixels,
-    image_with_caption,
     main_area,
-    metric_value,
     open_page,
     selector,
     uploaded_file_names,
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.e2e
 
 
 def shown_model_image(page) -> np.ndarray:
-    """The 28x28 the page says the model saw, scaled back down from its display size (grey, float)."""
-    pixels = image_pixels(page, image_with_caption(main_area(page), "What the model sees (28x28)")).mean(axis=2)
+    """The 28x28 the page says the model saw (grey, float), scaled back down if it is sent larger."""
+    pixels = image_pixels(page, figure_image(main_area(page), "What the model sees (28x28)")).mean(axis=2)
     scale = pixels.shape[0] // 28
     return pixels[: 28 * scale, : 28 * scale].reshape(28, scale, 28, scale).mean(axis=(1, 3))
 
@@ -42,7 +42,7 @@ def test_two_sessions_at_once_each_get_their_own_prediction(new_page, app_url):
         choose_files(page, main_area(page).locator(selector("stFileUploader")), photo)
     for page, photo, own, other in zip(pages, photos, expected, expected[::-1]):
         wait_for_app_run(page)
-        expect(metric_value(main_area(page), "Predicted class")).to_be_visible(timeout=60_000)
+        expect(answer_value(main_area(page), "Predicted class")).to_be_visible(timeout=60_000)
         files = uploaded_file_names(main_area(page).locator(selector("stFileUploader")))
         expect(files).to_have_count(1)
         expect(files).to_have_attribute("title", photo.name)

@@ -1,7 +1,8 @@
 """One harness for the tests: the app under AppTest, the elements a user reads, and Plotly figures.
 
 `open_app(page)` builds and runs the app; `plotly_spec`, `plotly_array`, `image_urls`, `html_table`,
-`html_meters`, `metrics` and `rerun_until` read what it shows; `tensorflow_still_loading` holds Keras
+`html_meters`, `html_values`, `html_value_help`, `html_figures`, `metrics` and `rerun_until` read
+what it shows; `tensorflow_still_loading` holds Keras
 models back, as a server importing TensorFlow does. The dataset, the shipped model and private folders
 are fixtures in `tests/conftest.py`.
 """
@@ -11,8 +12,11 @@ from tests.support.apptest import (
     TIMEOUT,
     as_shown,
     caption_starting,
+    html_figures,
     html_meters,
     html_table,
+    html_value_help,
+    html_values,
     image_urls,
     metrics,
     open_app,
@@ -30,8 +34,11 @@ __all__ = [
     "TIMEOUT",
     "as_shown",
     "caption_starting",
+    "html_figures",
     "html_meters",
     "html_table",
+    "html_value_help",
+    "html_values",
     "image_urls",
     "metrics",
     "open_app",

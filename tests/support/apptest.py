@@ -143,6 +143,71 @@ def html_meters(body: str) -> list[tuple[str, float, str, str]]:
     return [tuple(meter) for meter in reader.meters]
 
 
+class _AnswerReader(HTMLParser):
+    """Collects `<dt>`/`<dd>` pairs with the `title` of the element around them, and each `<figure>`'s
+    image source and caption."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self.titles: dict[str, str] = {}
+        self.figures: dict[str, str] = {}
+        self._title = ""
+        self._open: str | None = None  # "dt", "dd" or "figcaption" while inside one
+        self._text = ""
+        self._label = ""
+        self._source = ""
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        if tag == "div":
+            self._title = attributes.get("title") or ""
+        elif tag == "img":
+            self._source = attributes.get("src") or ""
+        elif tag in ("dt", "dd", "figcaption"):
+            self._open, self._text = tag, ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag != self._open:
+            return
+        self._open = None
+        if tag == "dt":
+            self._label = self._text
+            if self._title:
+                self.titles[self._text] = self._title
+        elif tag == "dd":
+            self.values[self._label] = self._text
+        else:
+            self.figures[self._text] = self._source
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self._text += data
+
+
+def _read_answers(app: AppTest) -> _AnswerReader:
+    reader = _AnswerReader()
+    for element in app.html:
+        reader.feed(element.value)
+    return reader
+
+
+def html_values(app: AppTest) -> dict[str, str]:
+    """Label -> value of every `<dt>`/`<dd>` pair in the page's `st.html` elements (the Predict page's
+    "Predicted class" and "Confidence"), entities unescaped."""
+    return _read_answers(app).values
+
+
+def html_value_help(app: AppTest) -> dict[str, str]:
+    """Label -> tooltip (`title`) of the `<dt>`/`<dd>` pairs that have one."""
+    return _read_answers(app).titles
+
+
+def html_figures(app: AppTest) -> dict[str, str]:
+    """Caption -> image source (a data URI) of every `<figure>` in the page's `st.html` elements."""
+    return _read_answers(app).figures
+
+
 def caption_starting(app: AppTest, prefix: str) -> str:
     """The one caption that starts with `prefix`."""
     captions = [caption.value for caption in app.caption if caption.value.startswith(prefix)]
