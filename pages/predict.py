@@ -257,11 +257,10 @@ def show_result(result: Classified, loaded: LoadedModel, key: str) -> None:
     # than drawn up to the explanation and finished once it is computed.
     heatmap = input_explanation(result.digest, model_cache_key(loaded), result.top_class, loaded, result.image)
     unsure = unsure_message(result.probabilities, loaded.metadata.selective)
-    with st.container(key=f"{key}_answer"):
-        st.html(answer_html(result, unsure, confidence_help(loaded.predictor.flip_average)))
     for warning in [unsure] if unsure else result.warnings:
         st.warning(warning, icon=":material/help:")
-    st.html(explanation_html(result, heatmap))
+    help_text = confidence_help(loaded.predictor.flip_average)
+    st.html(answer_html(result, unsure, help_text) + explanation_html(result, heatmap))
     if result.photo is not None:
         photo_feedback(result, loaded, key)
     if result.conversion is not None:
@@ -279,12 +278,12 @@ def show_conversion_steps(conversion: PhotoConversion, key: str) -> None:
             column.image(picture, caption=name)
 
 
-# The answer is two HTML elements (the answer, then the explanation), its images inline as data URIs:
-# the browser renders every element again on each answer, and Streamlit's own (columns, two metrics,
-# three images, markdown, a bar per class) were most of its work per answer. Eight sessions adding three
-# photos each at once on the 2-core machine: Chromium's renderers used 17 CPU-s against 22 for the
-# same 72 answers, and the p95 wait fell from 3.1-3.4 s to 2.4 s. Not Plotly either: the answer is drawn
-# without the browser first loading Plotly's 4.7 MB script.
+# The answer and its explanation are one HTML element, their images inline as data URIs: the browser
+# renders every element again on each answer, and Streamlit's own (columns, two metrics, three images,
+# markdown, a bar per class) were most of its work per answer. Eight sessions adding three photos each
+# at once on the 2-core machine (72 answers): Chromium's renderers used 17-18 CPU-s against 22-24, and
+# the p95 wait fell from 3.1-3.4 s to 2.2 s. Not Plotly either: the answer is drawn without the
+# browser first loading Plotly's 4.7 MB script.
 ROW_STYLE = "display:flex;flex-wrap:wrap;gap:1rem 1.5rem;align-items:flex-start"
 CAPTION_STYLE = "font-size:0.875rem;opacity:0.6;margin-top:0.25rem"
 LABEL_STYLE = "font-size:0.875rem"
