@@ -385,10 +385,13 @@ def live_job_panel(job: TrainingJob) -> None:
 
 @st.fragment(run_every=LIVE_CURVES_EVERY_S)
 def live_curves(job: TrainingJob) -> None:
-    """The running job's loss and accuracy curves so far (at most LIVE_CURVE_POINTS points each)."""
-    snapshot = job.snapshot()
-    if snapshot.training.steps_done:
-        training_curves(snapshot, "train_live", max_points=LIVE_CURVE_POINTS)
+    """The running job's loss and accuracy curves so far (at most LIVE_CURVE_POINTS points each).
+
+    Drawn from the moment the run starts, empty until its first batches: the browser then loads and
+    first draws the charts (about a CPU-second, once per tab) while the server prepares the data and
+    traces the training step, mostly on one core, rather than in the middle of the first epoch.
+    """
+    training_curves(job.snapshot(), "train_live", max_points=LIVE_CURVE_POINTS)
 
 
 def finished_job_panel(job: TrainingJob) -> None:

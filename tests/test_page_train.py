@@ -105,6 +105,8 @@ def test_quick_run_streams_curves_stops_saves_and_becomes_the_model_in_use(model
     app.run()
     app.button(key="train_start").click().run()
     assert not app.exception
+    before_the_first_batch = plotly_spec(app, "train_live_loss")  # drawn at once, for the browser to load
+    assert all(len(plotly_array(trace.get("y", []))) == 0 for trace in before_the_first_batch["data"])
 
     scripted_training.advance(40)
     app.run()
