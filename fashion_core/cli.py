@@ -154,6 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fashion_core.data import load_fashion_mnist
     from fashion_core.registry import RegistryError, save_model_dir
     from fashion_core.training import train
+    from fashion_core.training.callbacks import EpochRateLogger
 
     config = config_from_args(args)
     if os.path.exists(args.out) and not args.overwrite:  # say so before training, not after
@@ -162,7 +163,8 @@ def run_train(args: argparse.Namespace) -> int:
     data = load_fashion_mnist(args.data_dir)
     print(f"Training {config.architecture} on {data.source}: {config.to_dict()}")
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)  # a log file gets one line an epoch
-    result = train(config, data=data, strategy=strategy, verbose=verbose)
+    rates = [] if args.quiet else [EpochRateLogger(config.batch_size)]
+    result = train(config, data=data, strategy=strategy, verbose=verbose, callbacks=rates)
     metadata = {
         **result.metadata(),
         "command": "python -m fashion_core " + shlex.join(sys.argv[1:]),

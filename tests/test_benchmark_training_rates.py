@@ -3,7 +3,7 @@
 import pytest
 
 from benchmarks.browser import (
-    KERAS_EPOCH_LINE,
+    EPOCH_RATE_LINE,
     PROGRESS,
     QUICK_BATCH_SIZE,
     ProgressReading,
@@ -51,12 +51,12 @@ def test_training_ratios_are_given_only_for_epochs_both_sides_measured():
     assert training_ratios(app, {"error": "Keras printed no epoch line"}) == {}
 
 
-def test_the_patterns_read_the_pages_progress_line_and_keras_epoch_lines():
+def test_the_patterns_read_the_pages_progress_line_and_the_clis_epoch_rates():
     line = "Epoch 2 of 3, batch 17 of 422 · 1,425 images/s · about 31 s left"
-    keras_output = "Epoch 1/2\n422/422 - 41s - 97ms/step - accuracy: 0.81\nEpoch 2/2\n422/422 - 30s - 71ms/step"
+    cli_output = "Epoch 1/2\n422/422 - 41s - 97ms/step - accuracy: 0.81\nEpoch 1: 1,319.6 images/s\nEpoch 2/2\n"
 
     assert PROGRESS.search(line).groups() == ("2", "3", "17", "422", "1,425")
-    assert [ms for _, _, ms in KERAS_EPOCH_LINE.findall(keras_output)] == ["97", "71"]
+    assert EPOCH_RATE_LINE.findall(cli_output) == [("1", "1,319.6")]
 
 
 def test_the_benchmarks_batch_size_is_the_quick_presets():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,7 @@ def test_cli_trains_seed_cnn_for_one_epoch_and_the_result_loads(tmp_path):
     result = run_cli("train", "--arch", "seed_cnn", "--epochs", "1", "--subset-size", "2000", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "test accuracy" in result.stdout
+    assert re.search(r"^Epoch 1: [\d,]+\.\d images/s$", result.stdout, re.MULTILINE), result.stdout
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["config"]["architecture"] == "seed_cnn"
     assert metadata["num_train_images"] + metadata["num_validation_images"] == 2000

@@ -28,6 +28,30 @@ class StopOnEvent(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochRateLogger(keras.callbacks.Callback):
+    """Prints each epoch's images per second when it ends: `Epoch 2: 4,512.3 images/s`.
+
+    Timed as Keras times an epoch (from its start to the end of its validation pass), so the first
+    epoch's includes tracing the training step; to a tenth of an image, where Keras' own line gives
+    whole milliseconds per step (2 to 4% apart at the Quick preset's 25 ms steps).
+    """
+
+    def __init__(self, batch_size: int, print_function=print):
+        super().__init__()
+        self.batch_size = batch_size
+        self.print_function = print_function
+        self._began = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._began = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._began
+        steps = self.params.get("steps") or 0
+        if steps and seconds > 0:
+            self.print_function(f"Epoch {epoch + 1}: {steps * self.batch_size / seconds:,.1f} images/s")
+
+
 class RestoreBestWeights(keras.callbacks.Callback):
     """Remembers the weights of the best epoch by `monitor` and puts them back when training ends.
 
