@@ -262,6 +262,12 @@ def browser_rows(browser: dict) -> list[tuple[str, str, str, str]]:
         if "rss_mb_after_quiet_warmup" in memory:
             rows.append((f"Browser, {label}: server RSS once idle (pandas, photo store, Fashion-MNIST loaded)",
                          f"{memory['rss_mb_after_quiet_warmup']:.0f} MB", "", ""))  # fmt: skip
+        if "rss_mb_after_home_predict_dataset" in memory:
+            rss = memory["rss_mb_after_home_predict_dataset"]
+            loaded = memory["tensorflow_loaded_after_home_predict_dataset"]
+            rows.append((f"Browser, {label}: server RSS after Home, Predict (six answers) and Dataset",
+                         f"{rss:.0f} MB, TensorFlow {'loaded' if loaded else 'not loaded'}",
+                         "<= 350 MB, no TensorFlow", _goal(rss <= 350 and not loaded)))  # fmt: skip
         without_tf = not memory.get("tensorflow_loaded_after_predictions", True)
         rows.append((f"Browser, {label}: TensorFlow loaded after Home and six answers",
                      "no" if without_tf else "yes", "no", _goal(without_tf)))  # fmt: skip
