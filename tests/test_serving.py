@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from fashion_core import serving
 from fashion_core.artifacts import (
     LITERT_FILE,
     MODEL_FILE,
@@ -103,6 +104,41 @@ def test_eight_threads_get_exactly_the_single_thread_answers(fashion_data, max_i
         assert len(answers) == 3
         for answer in answers:
             np.testing.assert_array_equal(answer, expected[index])
+
+
+def test_overlapping_calls_add_one_thread_interpreters_and_a_lone_call_gets_the_first(monkeypatch, fashion_data):
+    """Test that interpreters added for overlapping calls use one thread each (more threads than cores
+    would wait for each other), and that a call overlapping no other still gets the multi-thread one."""
+    predictor = LiteRTPredictor(SHIPPED_LITERT, flip_average=True, num_threads=2)
+    first_in, second_in = threading.Event(), threading.Event()
+    run = serving._Runner.run
+
+    def held_run(runner, images, flip_average):
+        """The first call holds its interpreter until the second call has borrowed one too."""
+        if not first_in.is_set():
+            first_in.set()
+            assert second_in.wait(timeout=30)
+        else:
+            second_in.set()
+        return run(runner, images, flip_average)
+
+    monkeypatch.setattr(serving._Runner, "run", held_run)
+    first = threading.Thread(target=predictor.predict_one, args=(fashion_data.test_images[0],))
+    first.start()
+    assert first_in.wait(timeout=30)
+    predictor.predict_one(fashion_data.test_images[1])
+    first.join()
+    assert predictor.interpreter_threads == (2, 1)
+
+    used = []
+
+    def recorded_run(runner, images, flip_average):
+        used.append(runner.num_threads)
+        return run(runner, images, flip_average)
+
+    monkeypatch.setattr(serving._Runner, "run", recorded_run)
+    predictor.predict_one(fashion_data.test_images[2])
+    assert used == [2]
 
 
 def test_images_of_the_wrong_shape_are_refused_with_the_shape(litert_plain):
