@@ -8,6 +8,7 @@ from benchmarks.browser import (
     QUICK_BATCH_SIZE,
     ProgressReading,
     second_epoch_rate,
+    training_pairs_summary,
     training_ratios,
 )
 from fashion_core.training import PRESETS
@@ -61,3 +62,30 @@ def test_the_patterns_read_the_pages_progress_line_and_the_clis_epoch_rates():
 
 def test_the_benchmarks_batch_size_is_the_quick_presets():
     assert PRESETS["Quick"].batch_size == QUICK_BATCH_SIZE
+
+
+def test_pairs_give_the_median_ratio_and_every_pairs_ratio():
+    """Test that three app/CLI pairs give the median of their ratios (not the ratio of the medians) and
+    list each, and that the peak memory is the highest of the runs."""
+    runs = [(900.0, 1000.0, 1100.0, 1000.0), (950.0, 1000.0, 1000.0, 1000.0), (800.0, 1000.0, 1050.0, 1100.0)]
+    pairs = [
+        (
+            {"images_per_second_first_epoch": app1, "images_per_second_second_epoch": app2,
+             "rss_mb_peak_during_training": 1000.0 + index},
+            {"images_per_second_first_epoch": cli1, "images_per_second_second_epoch": cli2},
+        )
+        for index, (app1, cli1, app2, cli2) in enumerate(runs)
+    ]  # fmt: skip
+
+    summary = training_pairs_summary(pairs)
+
+    assert summary["train_ratio_browser_vs_cli_pairs"] == [0.9, 0.95, 0.8]
+    assert summary["train_ratio_browser_vs_cli"] == 0.9
+    assert summary["train_ratio_browser_vs_cli_second_epoch_pairs"] == [1.1, 1.0, 0.955]
+    assert summary["train_ratio_browser_vs_cli_second_epoch"] == 1.0
+    assert summary["train_in_browser"] == {
+        "rss_mb_peak_during_training": 1002.0,
+        "images_per_second_first_epoch": 900.0,
+        "images_per_second_second_epoch": 1050.0,
+    }
+    assert summary["train_pairs"] == 3
