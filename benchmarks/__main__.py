@@ -311,7 +311,7 @@ def serving_rows(serving: dict) -> list[tuple[str, str, str, str]]:
         if "predict_one_p50_ms" not in figures:
             continue
         if key == "litert":
-            name += f" ({figures['interpreter_threads']} interpreter threads)"
+            name += f" ({figures['interpreter_threads']} threads in the first interpreter, one in each added)"
         p50 = figures["predict_one_p50_ms"]
         goal = ("<= 0.8 ms", _goal(p50 <= 0.8)) if key == "litert" else ("", "")
         value = f"{p50:.2f} / {figures['predict_one_p95_ms']:.2f} ms"
