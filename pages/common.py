@@ -327,6 +327,16 @@ def test_accuracy_metric(container, metadata: ModelMetadata) -> None:
     )
 
 
+def image_bytes(pixels: np.ndarray, image_format: str = "PNG") -> bytes:
+    """uint8 grey or RGB pixels encoded as PNG (lossless: upscaled pixels stay sharp) or JPEG (quality 90:
+    small for photos and smooth maps)."""
+    from PIL import Image  # here, not at the top: Home's first run needs no image encoding
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=image_format, **({"quality": 90} if image_format == "JPEG" else {}))
+    return buffer.getvalue()
+
+
 def as_display_image(image: np.ndarray, size: int = 140) -> np.ndarray:
     """A 28x28 uint8 image upscaled with nearest neighbours, so pixels stay crisp on screen."""
     return upscale(image, max(size // image.shape[0], 1))

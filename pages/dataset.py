@@ -7,7 +7,6 @@ Split, classes, order, page, selected image and tab are bound to the URL's query
 from __future__ import annotations
 
 import functools
-import io
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from fashion_core import browse
 from fashion_core.charts import class_count_chart, embedding_scatter, pixel_heatmap, probability_bar_chart
@@ -27,6 +25,7 @@ from pages.common import (
     current_model,
     dataset,
     dataset_or_message,
+    image_bytes,
     keras_model_ready,
     loaded_or_waiting,
     test_evaluation,
@@ -80,19 +79,12 @@ def model_key(loaded: LoadedModel) -> tuple[str, str, int]:
     return loaded.name, str(loaded.entry.path), loaded.entry.model_file.stat().st_mtime_ns
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """PNG-encodes a uint8 image (lossless, so the upscaled pixels stay sharp; JPEG would smear them)."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def sheet_png(split: str, indices: tuple[int, ...], captions: tuple[str, ...], marked: tuple[bool, ...]) -> bytes:
     """The contact sheet of one page, PNG-encoded; cached per page, so paging back and forth is instant."""
     images, _ = dataset().split(split)
     sheet = browse.contact_sheet(images[list(indices)], GRID_COLUMNS, TILE_SCALE, captions=captions, marked=marked)
-    return png_bytes(sheet)
+    return image_bytes(sheet)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -100,7 +92,7 @@ def mean_images_png(split: str) -> list[bytes]:
     """The ten class means of a split, each upscaled 5x and PNG-encoded."""
     images, labels = dataset().split(split)
     means = np.rint(browse.mean_images(images, labels)).astype(np.uint8)
-    return [png_bytes(image) for image in browse.upscale(means, 5)]
+    return [image_bytes(image) for image in browse.upscale(means, 5)]
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -411,7 +403,7 @@ def selected_preview(data: FashionMNIST, loaded: LoadedModel, index: int) -> Non
     """A small view of the selected test image beside the map, so a click shows its result where it was made."""
     image, label = data.test_images[index], int(data.test_labels[index])
     predicted = int(page_probabilities(loaded, model_key(loaded), "test", (index,))[0].argmax())
-    st.image(png_bytes(browse.upscale(image, 5)), caption=f"#{index} · {CLASS_NAMES[label]}", output_format="PNG")
+    st.image(image_bytes(browse.upscale(image, 5)), caption=f"#{index} · {CLASS_NAMES[label]}", output_format="PNG")
     st.caption(f"Predicted {CLASS_NAMES[predicted]}. Full view at the top of the page.")
 
 

@@ -45,6 +45,7 @@ from pages.common import (
     as_display_image,
     current_model,
     escape_markdown,
+    image_bytes,
     loaded_or_waiting,
     photo_store,
 )
@@ -297,9 +298,8 @@ def image_data_uri(pixels: np.ndarray, image_format: str = "PNG") -> str:
 
     PNG keeps the model's 28x28 pixels exact; JPEG keeps photos and smooth maps small.
     """
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=image_format, **({"quality": 90} if image_format == "JPEG" else {}))
-    return f"data:image/{image_format.lower()};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    encoded = base64.b64encode(image_bytes(pixels, image_format)).decode("ascii")
+    return f"data:image/{image_format.lower()};base64,{encoded}"
 
 
 def figure_html(source: str, caption: str, alt: str, image_style: str) -> str:
