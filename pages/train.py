@@ -389,7 +389,7 @@ def live_curves(job: TrainingJob) -> None:
 
     Drawn from the moment the run starts, empty until its first batches: the browser then loads and
     first draws the charts (about a CPU-second, once per tab) while the server prepares the data and
-    traces the training step, mostly on one core, rather than in the middle of the first epoch.
+    traces the training step, rather than ten seconds in, at the end of a Quick run's first epoch.
     """
     training_curves(job.snapshot(), "train_live", max_points=LIVE_CURVE_POINTS)
 
