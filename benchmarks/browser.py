@@ -672,6 +672,7 @@ async def measure_one_server(playwright, cpus: str | None, deadline: float) -> d
                     app = await recorded(measure_training_in_browser(browser, url, process.pid))
                     if "images_per_second_first_epoch" not in app:
                         results["train_in_browser"] = app
+                        results["train_pair_failed"] = app  # kept when earlier pairs give the figures
                         break
                     pairs.append((app, measure_training_on_cli(cpus)))
                 if pairs:
