@@ -321,6 +321,51 @@ def training_curves_chart(
     return _compact(figure, 360)
 
 
+def learning_rate_plan_chart(plan) -> go.Figure:
+    """The learning rate a run will train at, along its epochs, drawn before it starts.
+
+    Args:
+        plan: a `fashion_core.training.schedule.LearningRatePlan` (or any object with `epochs`,
+            `rates`, `clean_from` and `drops_on_plateau`).
+    """
+    figure = go.Figure(
+        go.Scatter(
+            x=plan.epochs,
+            y=plan.rates,
+            mode="lines",
+            line={"color": ACCENT, "width": 2},
+            fill="tozeroy",
+            fillcolor="rgba(124, 58, 237, 0.12)",
+            hovertemplate="epoch %{x:.2f}: %{y:.2e}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="Learning rate over the run",
+        xaxis={"title": "epoch", "range": [0, float(plan.epochs[-1]) if len(plan.epochs) else 1]},
+        yaxis={"tickformat": ".1e", "rangemode": "tozero"},
+        showlegend=False,
+    )
+    if plan.clean_from is not None:
+        figure.add_vline(
+            x=plan.clean_from,
+            line={"color": MUTED, "dash": "dot"},
+            annotation_text="clean epochs",
+            annotation_position="top right",
+        )
+    if plan.drops_on_plateau:
+        figure.add_annotation(
+            text="drops to 30% when validation loss stalls",
+            xref="paper",
+            yref="paper",
+            x=1,
+            y=0.05,
+            xanchor="right",
+            showarrow=False,
+            font={"size": 11},
+        )
+    return _compact(figure, 220)
+
+
 def runs_history_chart(histories: dict[str, Sequence[dict]], metric: str = "val_accuracy") -> go.Figure:
     """Several runs' per-epoch curves of one metric overlaid, one line per run.
 

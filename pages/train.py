@@ -16,6 +16,7 @@ import streamlit as st
 from fashion_core.charts import (
     MAX_CURVE_POINTS,
     confusion_matrix_heatmap,
+    learning_rate_plan_chart,
     per_class_accuracy_chart,
     training_curves_chart,
 )
@@ -35,6 +36,7 @@ from fashion_core.training.job import (
     JobStatus,
     TrainingJob,
 )
+from fashion_core.training.schedule import learning_rate_plan
 from fashion_core.training.throughput import RunTimeEstimate, ThroughputLog, estimate_run_seconds
 from pages.common import (
     app_page,
@@ -299,17 +301,19 @@ def estimate_caption(config: TrainingConfig, estimate: RunTimeEstimate) -> str:
 
 
 def start_panel(manager: JobManager, values: dict, data: FashionMNIST | None) -> None:
-    """The run time estimate and Start; a second start while a job runs says so instead."""
+    """The learning rate the run will follow, the run time estimate and Start; a second start while a
+    job runs says so instead."""
     try:
         config = TrainingConfig(**values)
     except ValueError as error:
         st.error(str(error), icon=":material/error:")
         return
     estimate = estimate_run_seconds(config, manager.throughput_log)
-    estimate_column, start_column = st.columns([3, 1], vertical_alignment="center")
+    plan_column, estimate_column = st.columns([3, 2], vertical_alignment="center")
+    plan_column.plotly_chart(learning_rate_plan_chart(learning_rate_plan(config)), key="train_learning_rate_plan")
     estimate_column.metric("Estimated run time", format_duration(estimate.seconds))
     estimate_column.caption(estimate_caption(config, estimate))
-    clicked = start_column.button(
+    clicked = estimate_column.button(
         "Start training", key="train_start", type="primary", icon=":material/play_arrow:", disabled=data is None
     )
     if clicked:

@@ -73,6 +73,23 @@ def test_presets_fill_the_form_and_the_estimate_follows_it(models_dir):
     assert metrics(app)["Estimated run time"] != quick_minutes
 
 
+def test_learning_rate_plan_follows_the_schedule_and_epochs_chosen(models_dir):
+    """Test that the plan beside Start is the chosen run's: its epochs, its peak rate, clean epochs and plateau."""
+    app = open_app(PAGE)
+    app.selectbox(key="train_preset").set_value("Best").run()
+    plan = plotly_spec(app, "train_learning_rate_plan")
+    assert plan["layout"]["xaxis"]["range"] == [0, 40]
+    assert max(plotly_array(plan["data"][0]["y"])) == pytest.approx(3e-3)
+    assert [shape["x0"] for shape in plan["layout"]["shapes"]] == [36]  # the clean epochs' start
+
+    app.selectbox(key="train_preset").set_value("Quick").run()
+    app.selectbox(key="train_schedule").set_value("plateau").run()
+    plan = plotly_spec(app, "train_learning_rate_plan")
+    assert plan["layout"]["xaxis"]["range"] == [0, 3]
+    np.testing.assert_allclose(plotly_array(plan["data"][0]["y"]).astype(float), 4e-3)
+    assert "validation loss stalls" in plan["layout"]["annotations"][0]["text"]
+
+
 def test_best_preset_ends_with_clean_epochs_and_too_few_epochs_are_refused(models_dir):
     """Test that the Best preset's clean epochs show, and that a run of no more epochs than that explains itself."""
     app = open_app(PAGE)

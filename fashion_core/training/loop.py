@@ -20,6 +20,7 @@ from fashion_core.models import ARCHITECTURES, ModelOptions, build_model, infere
 from fashion_core.photo_data import PhotoArrays, load_photos, photo_set_fingerprint
 from fashion_core.training.callbacks import PhotoValidation, ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
+from fashion_core.training.schedule import warmup_steps_for
 
 
 class TrainingFailed(RuntimeError):
@@ -88,15 +89,6 @@ def make_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def warmup_steps_for(epochs: int, steps_per_epoch: int) -> int:
-    """Steps of linear learning-rate warm-up before the cosine decay: one epoch, at most a tenth of the run.
-
-    Warm-up keeps the first large steps of a fresh batch-norm network from overshooting; a short run
-    (the Quick preset's three epochs) cannot spend a whole epoch of its budget on it.
-    """
-    return min(steps_per_epoch, epochs * steps_per_epoch // 10)
 
 
 def augmented_learning_rate(config: TrainingConfig, steps_per_epoch: int):
