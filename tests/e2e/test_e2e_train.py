@@ -68,6 +68,14 @@ def test_a_quick_run_shows_live_curves_stops_saves_and_can_be_picked(page, app_u
         press_on_slider(page, "Training images (stratified subset)", "ArrowRight")
     press_on_slider(page, "Epochs", "End")
     expect(slider_input(page, "Training images (stratified subset)")).to_have_value("2500")
+    page.wait_for_function(  # the learning-rate plan beside Start is redrawn for the run's 100 epochs
+        """(selector) => {
+            const plot = document.querySelector(selector);
+            return plot && plot._fullLayout && plot._fullLayout.xaxis.range[1] === 100;
+        }""",
+        arg=".st-key-train_learning_rate_plan .js-plotly-plot",
+        timeout=30_000,
+    )
 
     main.get_by_role("button", name="Start training").click()
     first = wait_for_longer_curve(page, 0)
