@@ -391,9 +391,10 @@ def live_job_panel(job: TrainingJob) -> None:
 def live_curves(job: TrainingJob) -> None:
     """The running job's loss and accuracy curves so far (at most LIVE_CURVE_POINTS points each).
 
-    Drawn from the moment the run starts, empty until its first batches: the browser then loads and
-    first draws the charts (about a CPU-second, once per tab) while the server prepares the data and
-    traces the training step, rather than ten seconds in, at the end of a Quick run's first epoch.
+    Drawn from the moment the run starts, empty until its first batches, so that their first draw
+    happens while the server prepares the data and traces the training step. The browser has loaded
+    Plotly's code (about a CPU-second, once per tab) before Start, for the learning-rate plan: on a
+    small server that a browser shares, that load used to land in the run's first epoch.
     """
     training_curves(job.snapshot(), "train_live", max_points=LIVE_CURVE_POINTS)
 

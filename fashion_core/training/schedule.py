@@ -1,4 +1,4 @@
-"""The learning rate a run will use, epoch by epoch, computed before it starts (NumPy only).
+"""The learning rate a run will use, epoch by epoch, computed with NumPy before it starts.
 
 The Train page draws it beside Start so that the schedule, warm-up and clean epochs chosen on the
 sliders can be seen before any time is spent. It mirrors the Keras schedules that
