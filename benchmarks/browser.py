@@ -84,6 +84,8 @@ PAGE_RAN = """({since, href, before}) => {
     const main = document.querySelector('[data-testid="stMain"]');
     return !!current && current.getAttribute('href') === href && !!main && main.innerText !== before;
 }"""
+# A script run has ended since `since` (the page's `performance.now()`), with the run-state watcher installed.
+RAN_SINCE = """(since) => (window.__runs || []).some(([state, at]) => state === 'notRunning' && at >= since)"""
 # The page a click asked for has run and ended (a click during a run continues that run, so its start may
 # be earlier than the click; a run within one frame shows no state change, see PAGE_RAN), everything is
 # drawn, and nothing says it is still loading (the model, TensorFlow or the dataset).
@@ -605,6 +607,47 @@ def second_epoch_rate(readings: list[ProgressReading], batch_size: int) -> float
     return round((end.steps_done() - start.steps_done()) * batch_size / seconds, 1)
 
 
+TRAINED_MODEL_NAME = "benchmark-quick"
+# The sidebar's model picker shows `name`.
+SIDEBAR_PICKED = """(name) => [...document.querySelectorAll('[data-testid="stSidebar"] input')]
+    .some((box) => box.value === name)"""
+
+
+async def measure_trained_model_evaluation(browser, url: str) -> dict:
+    """The Evaluation page's first open for a model just trained in the app.
+
+    The server's last Quick run (stopped by the training measurement, evaluated on the test set) is
+    saved from the Train page under `TRAINED_MODEL_NAME`, picked with its "Use ... for predictions"
+    button, and Evaluation is then opened from the sidebar, as an analyst would after a run.
+    """
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        await open_app(page, f"{url}/train")
+        main = page.locator('[data-testid="stMain"]')
+        name_box = main.get_by_role("textbox", name="Model name")
+        since = await now(page)
+        await name_box.fill(TRAINED_MODEL_NAME)
+        await name_box.press("Enter")
+        await page.wait_for_function(RAN_SINCE, arg=since, timeout=PAGE_TIMEOUT_MS, polling=50)
+        await main.get_by_role("button", name="Save to the registry").click(timeout=PAGE_TIMEOUT_MS)
+        use = main.get_by_role("button", name=f"Use {TRAINED_MODEL_NAME} for predictions")
+        await use.click(timeout=PAGE_TIMEOUT_MS)
+        picker = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model", exact=True)
+        await page.wait_for_function(
+            SIDEBAR_PICKED,
+            arg=TRAINED_MODEL_NAME,
+            timeout=PAGE_TIMEOUT_MS,
+        )
+        seconds = await click_page(page, (await sidebar_pages(page))["Evaluation"])
+        return {
+            "model": await picker.input_value(),
+            "evaluation_first_open_s": seconds,
+            "exceptions": await exception_count(page),
+        }
+    finally:
+        await page.close()
+
+
 def measure_training_on_cli(cpus: str | None) -> dict:
     """The Quick preset for two epochs on the command line: images/s of each epoch, from its own
     `Epoch n: ... images/s` lines (timed as Keras times an epoch, its validation pass included, so the
@@ -682,6 +725,7 @@ async def measure_one_server(playwright, cpus: str | None, deadline: float) -> d
                     pairs.append((app, measure_training_on_cli(cpus)))
                 if pairs:
                     results.update(training_pairs_summary(pairs))
+                    results["trained_model"] = await recorded(measure_trained_model_evaluation(browser, url))
     finally:
         await browser.close()
     return results

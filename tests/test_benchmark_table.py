@@ -25,3 +25,16 @@ def test_the_default_explanation_row_shows_the_default_method_whatever_the_order
     summary = {name: (value, verdict) for name, value, _goal, verdict in faithfulness_rows(report)}
 
     assert summary["Default explanation: deletion / insertion"] == ("0.210 / 0.780", "met")
+
+
+def test_the_trained_model_evaluation_row_judges_the_time_and_says_why_it_is_missing():
+    from benchmarks.__main__ import trained_model_rows
+
+    measured = {"model": "benchmark-quick", "evaluation_first_open_s": 0.4, "exceptions": 0}
+    [(_, value, goal, verdict)] = trained_model_rows("all cores", measured)
+    assert (value, goal, verdict) == ("0.40 s (`benchmark-quick`)", "<= 2.5 s", "met")
+    [(_, _, _, verdict)] = trained_model_rows("all cores", {**measured, "evaluation_first_open_s": 2.6})
+    assert verdict == "**missed**"
+    [(_, value, _, verdict)] = trained_model_rows("one core", {"error": "TimeoutError: no Save button"})
+    assert (value, verdict) == ("TimeoutError: no Save button", "**missed**")
+    assert trained_model_rows("one core", None) == []
