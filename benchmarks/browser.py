@@ -15,13 +15,16 @@ the closest this machine gets to Community Cloud's fraction of a core):
 - the server's resident memory after start, after the first prediction and during a training run,
   and whether TensorFlow's library is mapped into it (`/proc/PID/maps`) before the first prediction;
 - the Train page's Quick preset watched live in the browser against the same preset on the command
-  line: images per second over the first epoch (tracing and validation included on both sides);
+  line, three pairs in turn: images per second over the first epoch (tracing and validation included
+  on both sides) and over the second alone;
+- the Evaluation page's first open for a model just trained there: the last run saved from the Train
+  page, picked with its "Use ... for predictions" button, then Evaluation from the sidebar;
 - a first visitor on a fresh server (Home, then Predict, one photo): seconds from launch to the answer,
   and the server's memory then, answered by LiteRT (the app's way) and by TensorFlow for comparison.
 
 The reference for the cold-start goal is a bare `python -c "import tensorflow"`, timed here too.
 Run: `python -m benchmarks --only browser` (writes `benchmarks/results.json`), or
-`python -m benchmarks.browser` to print the figures. Needs /usr/bin/chromium. About 7 to 11 minutes.
+`python -m benchmarks.browser` to print the figures. Needs /usr/bin/chromium. About 10 to 20 minutes.
 """
 
 from __future__ import annotations
