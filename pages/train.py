@@ -394,7 +394,7 @@ def live_curves(job: TrainingJob) -> None:
     Drawn from the moment the run starts, empty until its first batches, so that their first draw
     happens while the server prepares the data and traces the training step. The browser has loaded
     Plotly's code (about a CPU-second, once per tab) before Start, for the learning-rate plan: on a
-    small server that a browser shares, that load used to land in the run's first epoch.
+    small server that a browser shares, that load would otherwise take CPU from the run's first epoch.
     """
     training_curves(job.snapshot(), "train_live", max_points=LIVE_CURVE_POINTS)
 
