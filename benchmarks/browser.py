@@ -611,9 +611,6 @@ def second_epoch_rate(readings: list[ProgressReading], batch_size: int) -> float
 
 
 TRAINED_MODEL_NAME = "benchmark-quick"
-# The sidebar's model picker shows `name`.
-SIDEBAR_PICKED = """(name) => [...document.querySelectorAll('[data-testid="stSidebar"] input')]
-    .some((box) => box.value === name)"""
 
 
 async def measure_trained_model_evaluation(browser, url: str) -> dict:
@@ -623,6 +620,8 @@ async def measure_trained_model_evaluation(browser, url: str) -> dict:
     saved from the Train page under `TRAINED_MODEL_NAME`, picked with its "Use ... for predictions"
     button, and Evaluation is then opened from the sidebar, as an analyst would after a run.
     """
+    from playwright.async_api import expect
+
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         await open_app(page, f"{url}/train")
@@ -636,11 +635,7 @@ async def measure_trained_model_evaluation(browser, url: str) -> dict:
         use = main.get_by_role("button", name=f"Use {TRAINED_MODEL_NAME} for predictions")
         await use.click(timeout=PAGE_TIMEOUT_MS)
         picker = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model", exact=True)
-        await page.wait_for_function(
-            SIDEBAR_PICKED,
-            arg=TRAINED_MODEL_NAME,
-            timeout=PAGE_TIMEOUT_MS,
-        )
+        await expect(picker).to_have_value(TRAINED_MODEL_NAME, timeout=PAGE_TIMEOUT_MS)
         seconds = await click_page(page, (await sidebar_pages(page))["Evaluation"])
         return {
             "model": await picker.input_value(),
