@@ -19,8 +19,8 @@ from fashion_core.training.loop import (
     make_training_dataset,
     mixed_weights,
     split_training_data,
-    warmup_steps_for,
 )
+from fashion_core.training.schedule import warmup_steps_for
 
 TINY = {"architecture": "seed_cnn", "epochs": 1, "subset_size": 1000, "validation_fraction": 0.1, "augment": False}
 

@@ -20,7 +20,7 @@ from fashion_core.models import ARCHITECTURES, ModelOptions, build_model, infere
 from fashion_core.photo_data import PhotoArrays, load_photos, photo_set_fingerprint
 from fashion_core.training.callbacks import PhotoValidation, ProgressRecorder, RestoreBestWeights, StopOnEvent
 from fashion_core.training.config import TrainingConfig
-from fashion_core.training.schedule import warmup_steps_for
+from fashion_core.training.schedule import CosineSchedule, augmented_schedule, clean_phase_schedule
 
 
 class TrainingFailed(RuntimeError):
@@ -91,29 +91,25 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def augmented_learning_rate(config: TrainingConfig, steps_per_epoch: int):
-    """The learning rate of the augmented epochs: a number, or a schedule of the step for `"cosine"`.
-
-    The cosine decays to zero at the end of the augmented epochs, so that the best augmented epoch
-    (which the clean epochs start from) comes from a settled network.
-    """
-    if config.schedule != "cosine":
-        return config.learning_rate
-    warmup_steps = warmup_steps_for(config.augmented_epochs, steps_per_epoch)
+def keras_schedule(schedule: CosineSchedule) -> keras.optimizers.schedules.CosineDecay:
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate if warmup_steps == 0 else config.learning_rate / 10,
-        decay_steps=max(config.augmented_epochs * steps_per_epoch - warmup_steps, 1),
-        warmup_target=None if warmup_steps == 0 else config.learning_rate,
-        warmup_steps=warmup_steps,
+        initial_learning_rate=schedule.initial,
+        decay_steps=schedule.decay_steps,
+        warmup_target=schedule.warmup_target,
+        warmup_steps=schedule.warmup_steps,
     )
+
+
+def augmented_learning_rate(config: TrainingConfig, steps_per_epoch: int):
+    """The learning rate of the augmented epochs: a number, or for `"cosine"` the Keras schedule of
+    `augmented_schedule`."""
+    schedule = augmented_schedule(config, steps_per_epoch)
+    return config.learning_rate if schedule is None else keras_schedule(schedule)
 
 
 def clean_phase_learning_rate(config: TrainingConfig, steps_per_epoch: int):
-    """The learning rate of the clean epochs: a tenth of the peak, cosine-decayed to zero over them."""
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate / 10,
-        decay_steps=max(config.final_clean_epochs * steps_per_epoch, 1),
-    )
+    """The learning rate of the clean epochs: the Keras schedule of `clean_phase_schedule`."""
+    return keras_schedule(clean_phase_schedule(config, steps_per_epoch))
 
 
 def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:

@@ -1,9 +1,9 @@
-"""The learning rate a run will use, epoch by epoch, computed with NumPy before it starts.
+"""The learning rate a run will use: the cosine schedules' parameters, and the rates epoch by epoch.
 
-The Train page draws it beside Start so that the schedule, warm-up and clean epochs chosen on the
-sliders can be seen before any time is spent. It mirrors the Keras schedules that
-`fashion_core.training.loop` gives the optimizers (`augmented_learning_rate`,
-`clean_phase_learning_rate`); a test evaluates both at the same steps, so the two cannot drift apart.
+One place decides each schedule (`augmented_schedule`, `clean_phase_schedule`):
+`fashion_core.training.loop` builds the optimizers' Keras `CosineDecay` from them, and
+`learning_rate_plan` evaluates them with NumPy, before a run starts, for the chart the Train page
+draws beside Start. A test evaluates the Keras schedules and the plan at the same steps.
 """
 
 from __future__ import annotations
@@ -46,33 +46,46 @@ def warmup_steps_for(epochs: int, steps_per_epoch: int) -> int:
     return min(steps_per_epoch, epochs * steps_per_epoch // 10)
 
 
-def cosine_rates(
-    steps: np.ndarray, initial: float, decay_steps: int, warmup_steps: int = 0, warmup_target: float | None = None
-) -> np.ndarray:
-    """`keras.optimizers.schedules.CosineDecay` (alpha 0) at each of `steps`, as NumPy."""
-    steps = np.asarray(steps, dtype=float)
-    if warmup_target is None:
-        return initial * 0.5 * (1 + np.cos(math.pi * np.minimum(steps, decay_steps) / decay_steps))
-    steps = np.minimum(steps, decay_steps + warmup_steps)
-    warming = initial + (warmup_target - initial) * steps / max(warmup_steps, 1)
-    decaying = warmup_target * 0.5 * (1 + np.cos(math.pi * (steps - warmup_steps) / decay_steps))
-    return np.where(steps < warmup_steps, warming, decaying)
+@dataclass(frozen=True)
+class CosineSchedule:
+    """The parameters of a `keras.optimizers.schedules.CosineDecay` (alpha 0): from `initial`, a linear
+    warm-up over `warmup_steps` to `warmup_target` (none without one), then a cosine to zero over
+    `decay_steps`."""
+
+    initial: float
+    decay_steps: int
+    warmup_steps: int = 0
+    warmup_target: float | None = None
+
+    def rates(self, steps: np.ndarray) -> np.ndarray:
+        """The rate at each optimizer step of `steps`, as Keras' `CosineDecay` computes it."""
+        steps = np.asarray(steps, dtype=float)
+        if self.warmup_target is None:
+            return self.initial * 0.5 * (1 + np.cos(math.pi * np.minimum(steps, self.decay_steps) / self.decay_steps))
+        steps = np.minimum(steps, self.decay_steps + self.warmup_steps)
+        warming = self.initial + (self.warmup_target - self.initial) * steps / self.warmup_steps
+        decaying = self.warmup_target * 0.5 * (1 + np.cos(math.pi * (steps - self.warmup_steps) / self.decay_steps))
+        return np.where(steps < self.warmup_steps, warming, decaying)
 
 
-def augmented_phase_rates(config: TrainingConfig, steps: np.ndarray, steps_per_epoch: int) -> np.ndarray:
-    """The rate at each optimizer step of the augmented epochs (all epochs of a run without clean ones)."""
+def augmented_schedule(config: TrainingConfig, steps_per_epoch: int) -> CosineSchedule | None:
+    """The augmented epochs' schedule for `"cosine"` (`None`: the rate stays at `config.learning_rate`).
+
+    It warms up from a tenth of the peak and decays to zero at the end of the augmented epochs, so
+    that the best augmented epoch (which the clean epochs start from) comes from a settled network.
+    """
     if config.schedule != "cosine":
-        return np.full(len(steps), config.learning_rate)
+        return None
     warmup_steps = warmup_steps_for(config.augmented_epochs, steps_per_epoch)
     decay_steps = max(config.augmented_epochs * steps_per_epoch - warmup_steps, 1)
     if warmup_steps == 0:
-        return cosine_rates(steps, config.learning_rate, decay_steps)
-    return cosine_rates(steps, config.learning_rate / 10, decay_steps, warmup_steps, config.learning_rate)
+        return CosineSchedule(config.learning_rate, decay_steps)
+    return CosineSchedule(config.learning_rate / 10, decay_steps, warmup_steps, config.learning_rate)
 
 
-def clean_phase_rates(config: TrainingConfig, steps: np.ndarray, steps_per_epoch: int) -> np.ndarray:
-    """The rate at each step of the clean epochs' fresh optimizer: a tenth of the peak, cosine-decayed to zero."""
-    return cosine_rates(steps, config.learning_rate / 10, max(config.final_clean_epochs * steps_per_epoch, 1))
+def clean_phase_schedule(config: TrainingConfig, steps_per_epoch: int) -> CosineSchedule:
+    """The clean epochs' fresh optimizer's schedule: a tenth of the peak, cosine-decayed to zero over them."""
+    return CosineSchedule(config.learning_rate / 10, max(config.final_clean_epochs * steps_per_epoch, 1))
 
 
 def nominal_steps_per_epoch(config: TrainingConfig) -> int:
@@ -93,8 +106,10 @@ def learning_rate_plan(config: TrainingConfig, points_per_epoch: int = POINTS_PE
     epochs = np.linspace(0, config.epochs, config.epochs * points_per_epoch + 1)
     steps = np.floor(epochs * steps_per_epoch)
     clean_from = config.augmented_epochs if config.final_clean_epochs else None
-    rates = augmented_phase_rates(config, steps, steps_per_epoch)
+    augmented = augmented_schedule(config, steps_per_epoch)
+    rates = np.full(len(steps), config.learning_rate) if augmented is None else augmented.rates(steps)
     if clean_from is not None:
         in_clean = epochs > clean_from
-        rates[in_clean] = clean_phase_rates(config, steps[in_clean] - clean_from * steps_per_epoch, steps_per_epoch)
+        clean = clean_phase_schedule(config, steps_per_epoch)
+        rates[in_clean] = clean.rates(steps[in_clean] - clean_from * steps_per_epoch)
     return LearningRatePlan(epochs, rates, clean_from, config.schedule == "plateau")
